@@ -1,0 +1,92 @@
+"""`kimlabel` command line: models, label, merge."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _species(text):
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _shard(text):
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants I/N (0-based I), got {text!r}") from None
+    return i, n
+
+
+def cmd_models(args):
+    from .registry import models_for_species
+    found = models_for_species(args.species)
+    if args.json:
+        print(json.dumps(found, indent=1))
+    else:
+        for m in found:
+            print(f"{m['kim_id']}  [{' '.join(m['species'])}]")
+        print(f"{len(found)} installed models support {','.join(args.species)}", file=sys.stderr)
+
+
+def cmd_label(args):
+    from .job import LabelJob
+    from .registry import resolve
+    job = LabelJob(inputs=args.inputs, potentials=resolve(args.potentials), out=args.out, forces=args.forces,
+                   jobs=args.jobs, resume=args.resume, shard=args.shard, energy_key=args.energy_key,
+                   csv=args.csv, progress=not args.quiet)
+    summary = job.run()
+    print(f"wrote {args.out}: {summary['n_configs']} configurations", file=sys.stderr)
+    for name, counts in summary["status"].items():
+        bad = {k: v for k, v in counts.items() if k != "ok"}
+        if bad:
+            print(f"  {name}: " + ", ".join(f"{v} {k}" for k, v in sorted(bad.items())), file=sys.stderr)
+
+
+def cmd_merge(args):
+    from .merge import merge
+    df = merge(args.shards, args.out)
+    print(f"wrote {args.out}: {len(df)} configurations from {len(args.shards)} shards", file=sys.stderr)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="kimlabel", description="Multi-EIP energy/force tables from OpenKIM models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="installed KIM models supporting some species")
+    m.add_argument("--species", type=_species, required=True, help="e.g. Si or Ag,Au")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+    lab = sub.add_parser("label", help="evaluate a potential set on configuration files")
+    lab.add_argument("inputs", nargs="+", help="files ase.io.read understands (extxyz, .gz too)")
+    lab.add_argument("--potentials", required=True, help="system (si, al, agau) or comma list of names/KIM IDs")
+    lab.add_argument("--out", required=True, help="output table (.parquet)")
+    lab.add_argument("--csv", action="store_true", help="also write a CSV copy")
+    lab.add_argument("--forces", action="store_true", help="also write per-atom forces to TABLE.forces.parquet")
+    lab.add_argument("--jobs", type=int, default=1, help="worker processes")
+    lab.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    lab.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: label config_id %% N == I only")
+    lab.add_argument("--energy-key", default=None, help="info key holding the reference energy (eV)")
+    lab.add_argument("--quiet", action="store_true", help="no progress bar")
+    lab.set_defaults(func=cmd_label)
+    mg = sub.add_parser("merge", help="combine shard tables")
+    mg.add_argument("shards", nargs="+")
+    mg.add_argument("--out", required=True)
+    mg.set_defaults(func=cmd_merge)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt as err:
+        print(f"kimlabel: {err}", file=sys.stderr)
+        return 130
+    except (ValueError, FileExistsError, RuntimeError) as err:
+        print(f"kimlabel: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

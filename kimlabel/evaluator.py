@@ -1,0 +1,71 @@
+"""Evaluate every EIP of a potential set on a configuration, turning failures into statuses."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from .schema import energy_col, force_cols, status_col
+from .session import KIMModel, UnsupportedSpecies, status_of
+
+
+class Evaluator:
+    """Holds one KIMModel per EIP; evaluates configurations into table rows."""
+
+    def __init__(self, potentials: dict[str, str], forces: bool = False):
+        self.potentials = dict(potentials)
+        self.forces = forces
+        self.models = {name: KIMModel(kim_id) for name, kim_id in self.potentials.items()}
+
+    def evaluate(self, cfg):
+        """(row dict, per-atom force columns dict or None) for one Config."""
+        n = len(cfg.symbols)
+        row = {"config_id": cfg.config_id, "source": cfg.source, "index": cfg.index, "n_atoms": n,
+               "formula": cfg.formula, "config_type": cfg.config_type, "energy_ref": cfg.energy_ref}
+        fcols = None
+        if self.forces:
+            ref = cfg.forces_ref if cfg.forces_ref is not None else np.full((n, 3), math.nan)
+            fcols = {"config_id": np.full(n, cfg.config_id), "atom": np.arange(n),
+                     "symbol": list(cfg.symbols), "fx_ref": ref[:, 0], "fy_ref": ref[:, 1], "fz_ref": ref[:, 2]}
+        for name, model in self.models.items():
+            energy, forces, status = math.nan, None, "ok"
+            try:
+                energy, forces = model.compute(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc, self.forces)
+                status = status_of(energy, n, forces)
+            except UnsupportedSpecies:
+                status = "unsupported_species"
+            except RuntimeError:
+                status = "model_error"
+            if status in ("model_error", "unsupported_species", "nonfinite"):
+                energy, forces = math.nan, None
+            row[energy_col(name)] = energy
+            row[status_col(name)] = status
+            if fcols is not None:
+                f = forces if forces is not None else np.full((n, 3), math.nan)
+                for k, col in enumerate(force_cols(name)):
+                    fcols[col] = f[:, k]
+        return row, fcols
+
+
+# Worker-process state for multiprocessing pools: one Evaluator per process.
+_WORKER: Evaluator | None = None
+
+
+def init_worker(potentials, forces, scratch=None):
+    """Pool initializer: run from a scratch directory (KIM writes kim.log to the cwd)."""
+    global _WORKER
+    os.chdir(scratch or tempfile.mkdtemp(prefix="kimlabel-"))
+    _WORKER = Evaluator(potentials, forces)
+
+
+def evaluate_chunk(chunk):
+    """Evaluate a list of Configs in the worker; returns (rows, force column dicts)."""
+    rows, forces = [], []
+    for cfg in chunk:
+        row, f = _WORKER.evaluate(cfg)
+        rows.append(row)
+        if f is not None:
+            forces.append(f)
+    return rows, forces

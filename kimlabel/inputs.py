@@ -1,0 +1,115 @@
+"""Reading configurations from any file ase.io understands, with errors naming file and frame."""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """Malformed, empty or missing input, with the file (and frame) named."""
+
+
+@dataclass
+class Config:
+    """A configuration in plain arrays (A, eV) that pickles cheaply to worker processes."""
+    config_id: int
+    source: str
+    index: int
+    symbols: list
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    energy_ref: float = math.nan
+    config_type: str | None = None
+    forces_ref: np.ndarray | None = None
+
+    @property
+    def formula(self) -> str:
+        from ase.formula import Formula
+        return Formula.from_list(self.symbols).format("hill")
+
+    def to_atoms(self):
+        from ase import Atoms
+        return Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+
+def reference_energy(atoms, energy_key: str | None = None) -> float:
+    """DFT/reference energy (eV) of a frame: info[energy_key], else the attached calculator's."""
+    if energy_key and energy_key in atoms.info:
+        return float(atoms.info[energy_key])
+    calc = atoms.calc
+    results = getattr(calc, "results", {}) if calc is not None else {}
+    key = energy_key if energy_key in results else "energy"
+    return float(results[key]) if key in results else math.nan
+
+
+def reference_forces(atoms):
+    calc = atoms.calc
+    results = getattr(calc, "results", {}) if calc is not None else {}
+    return np.asarray(results["forces"], dtype=float) if "forces" in results else None
+
+
+def from_atoms(atoms, config_id: int, source: str = "<memory>", index: int = 0,
+               energy_key: str | None = None) -> Config:
+    return Config(config_id=config_id, source=source, index=index,
+                  symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
+                  cell=np.asarray(atoms.get_cell()), pbc=np.asarray(atoms.get_pbc()),
+                  energy_ref=reference_energy(atoms, energy_key),
+                  config_type=atoms.info.get("config_type"), forces_ref=reference_forces(atoms))
+
+
+def _check(atoms, where: str):
+    if len(atoms) == 0:
+        raise InputError(f"{where}: configuration has no atoms")
+    if not np.isfinite(atoms.get_positions()).all():
+        raise InputError(f"{where}: non-finite positions")
+    if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-8 and atoms.pbc.all():
+        raise InputError(f"{where}: periodic configuration with a zero-volume cell")
+
+
+def iter_configs(paths, energy_key: str | None = None):
+    """Config objects over all frames of all files, config_id counting from 0 in input order.
+
+    Files are checked and resolved now (the generator may run in another working directory);
+    `source` keeps the path as given.
+    """
+    resolved = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"{p}: no such file")
+        resolved.append((str(p), Path(p).resolve()))
+    return _frames(resolved, energy_key)
+
+
+def _frames(resolved, energy_key):
+    from ase.io import iread
+    config_id = 0
+    for shown, path in resolved:
+        index = 0
+        frames = iread(str(path), index=":")
+        while True:
+            where = f"{shown}, frame {index}"
+            try:
+                atoms = next(frames)
+            except StopIteration:
+                break
+            except Exception as err:  # ase raises many types on malformed files
+                raise InputError(f"{where}: cannot be read ({type(err).__name__}: {err})") from err
+            _check(atoms, where)
+            yield from_atoms(atoms, config_id, shown, index, energy_key)
+            config_id += 1
+            index += 1
+        if index == 0:
+            raise InputError(f"{shown}: no configurations in file")
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

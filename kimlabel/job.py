@@ -1,0 +1,144 @@
+"""A labelling job on files: shards, chunked parts on disk, --resume, and the final table.
+
+While running, finished chunks live in TABLE.parquet.parts/ (each written atomically), so a job
+killed at any moment loses at most the chunks in flight; `resume=True` skips what is there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from .inputs import file_sha256, iter_configs
+from .runner import evaluate_stream
+from .schema import forces_path, forces_schema, table_schema, with_metadata
+
+
+def versions() -> dict:
+    import kimpy
+    from . import __version__
+    try:
+        kim_api = kimpy.sem_ver.get_sem_ver()
+    except AttributeError:  # pragma: no cover - older kimpy
+        kim_api = "unknown"
+    return {"kimlabel": __version__, "kimpy": kimpy.__version__, "kim_api": kim_api}
+
+
+@dataclass
+class LabelJob:
+    inputs: list
+    potentials: dict  # {name: kim_id}
+    out: Path
+    forces: bool = False
+    jobs: int = 1
+    resume: bool = False
+    shard: tuple = (0, 1)
+    energy_key: str | None = None
+    csv: bool = False
+    chunk_size: int = 32
+    progress: bool = True
+    inputs_meta: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.out = Path(self.out).resolve()
+        self.parts = self.out.with_name(self.out.name + ".parts")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise ValueError(f"shard {i}/{n}: need 0 <= I < N")
+
+    def manifest(self) -> dict:
+        if not self.inputs_meta:
+            self.inputs_meta = [{"path": str(p), "sha256": file_sha256(p)} for p in self.inputs]
+        return {"models": self.potentials, "inputs": self.inputs_meta, "forces": self.forces,
+                "shard": f"{self.shard[0]}/{self.shard[1]}", "energy_key": self.energy_key}
+
+    def _done_ids(self) -> set:
+        manifest = self.parts / "manifest.json"
+        if not self.resume:
+            raise FileExistsError(f"{self.parts} holds an interrupted run: pass --resume to continue "
+                                  "it, or delete that folder to start again")
+        if json.loads(manifest.read_text()) != self.manifest():
+            raise ValueError(f"{self.parts}: cannot resume, the inputs, models, shard or options differ "
+                             "from the interrupted run")
+        done = set()
+        for part in self.parts.glob("part-*.parquet"):
+            done.update(pq.read_table(part, columns=["config_id"]).column(0).to_pylist())
+        return done
+
+    def _write_atomic(self, table, path: Path):
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+
+    def run(self) -> dict:
+        """Label all inputs of this shard; returns a summary {n_configs, status counts}."""
+        i_shard, n_shard = self.shard
+        configs = iter_configs(self.inputs, self.energy_key)
+        done = set()
+        if self.parts.exists():
+            done = self._done_ids()
+        else:
+            self.parts.mkdir(parents=True)
+            (self.parts / "manifest.json").write_text(json.dumps(self.manifest()))
+        n_total = 0
+
+        def todo():
+            nonlocal n_total
+            for cfg in configs:
+                n_total += 1
+                if cfg.config_id % n_shard == i_shard and cfg.config_id not in done:
+                    yield cfg
+
+        schema, fschema = table_schema(self.potentials), forces_schema(self.potentials)
+        bar = tqdm(desc=f"labelling ({len(self.potentials)} EIPs)", unit="config", disable=not self.progress,
+                   initial=len(done), file=sys.stderr)
+        try:
+            for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size):
+                first = rows[0]["config_id"]
+                if self.forces:
+                    ftab = pa.Table.from_batches([pa.RecordBatch.from_pydict(f, schema=fschema) for f in frc])
+                    self._write_atomic(ftab, self.parts / f"forces-{first:012d}.parquet")
+                self._write_atomic(pa.Table.from_pylist(rows, schema=schema), self.parts / f"part-{first:012d}.parquet")
+                bar.update(len(rows))
+        except KeyboardInterrupt:
+            bar.close()
+            raise KeyboardInterrupt(f"interrupted: finished chunks are kept in {self.parts}; "
+                                    "rerun the same command with --resume to continue") from None
+        bar.close()
+        return self._finalize(n_total)
+
+    def _finalize(self, n_total: int) -> dict:
+        meta = dict(self.manifest(), n_configs_total=n_total, **versions())
+        parts = sorted(self.parts.glob("part-*.parquet"))
+        schema = with_metadata(table_schema(self.potentials), meta)
+        counts, n_rows = {}, 0
+        tmp = self.out.with_name(self.out.name + ".tmp")
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for part in parts:
+                t = pq.read_table(part).cast(schema)
+                writer.write_table(t)
+                n_rows += t.num_rows
+                for name in self.potentials:
+                    for s in t.column(f"status__{name}").to_pylist():
+                        counts.setdefault(name, {}).setdefault(s, 0)
+                        counts[name][s] += 1
+        if self.forces:
+            fparts = sorted(self.parts.glob("forces-*.parquet"))
+            fschema = with_metadata(forces_schema(self.potentials), meta)
+            ftmp = self.out.with_name(self.out.name + ".forces.tmp")
+            with pq.ParquetWriter(ftmp, fschema) as writer:
+                for part in fparts:
+                    writer.write_table(pq.read_table(part).cast(fschema))
+            os.replace(ftmp, forces_path(self.out))
+        os.replace(tmp, self.out)
+        if self.csv:
+            pq.read_table(self.out).to_pandas().to_csv(self.out.with_suffix(".csv"), index=False)
+        shutil.rmtree(self.parts)
+        return {"n_configs": n_rows, "n_configs_total": n_total, "status": counts}

@@ -1,0 +1,86 @@
+"""Potential sets: potentials.yaml (system -> {short name: KIM ID}) and installed-model discovery."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+KIM_ID = re.compile(r"^.+__(MO|SM)_\d{12}_\d{3}$")
+
+
+def potentials_file() -> Path:
+    """The registry in use: $KIMLABEL_POTENTIALS, else potentials.yaml at the project root."""
+    env = os.environ.get("KIMLABEL_POTENTIALS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "potentials.yaml"
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, dict[str, str]]:
+    """Read potentials.yaml into {system: {name: kim_id}}, checking that every entry is a KIM ID."""
+    path = Path(path) if path else potentials_file()
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    for system, models in data.items():
+        if not isinstance(models, dict):
+            raise ValueError(f"{path}: system {system!r} must map short names to KIM IDs")
+        for name, kim_id in models.items():
+            if not KIM_ID.match(str(kim_id)):
+                raise ValueError(f"{path}: {system}.{name}: {kim_id!r} is not a KIM ID")
+    return data
+
+
+def short_name(kim_id: str) -> str:
+    """A column-safe name for a bare KIM ID: the part before '__MO_...'."""
+    return kim_id.split("__")[0]
+
+
+def resolve(spec, registry: dict | None = None) -> dict[str, str]:
+    """Turn a potential-set spec into an ordered {name: kim_id}.
+
+    spec is a system name ('si'), a comma list of short names and/or KIM IDs, a list of those,
+    or already a mapping. Unknown entries raise ValueError naming them.
+    """
+    if isinstance(spec, dict):
+        return dict(spec)
+    registry = load_registry() if registry is None else registry
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if len(items) == 1 and items[0] in registry:
+        return dict(registry[items[0]])
+    by_name = {n: k for models in registry.values() for n, k in models.items()}
+    by_id = {k: n for n, k in by_name.items()}
+    out: dict[str, str] = {}
+    for item in filter(None, items):
+        if item in by_name:
+            out[item] = by_name[item]
+        elif KIM_ID.match(item):
+            out[by_id.get(item, short_name(item))] = item
+        else:
+            known = ", ".join(sorted(registry))
+            raise ValueError(f"unknown potential {item!r}: give a system ({known}), a short name "
+                             "from potentials.yaml, or a full KIM ID")
+    if not out:
+        raise ValueError("empty potential set")
+    return out
+
+
+def installed_models() -> list[str]:
+    """Names of all portable models installed in the KIM API collections."""
+    import kimpy
+    col = kimpy.collections.create()
+    n = col.cache_list_of_item_names_by_type(kimpy.collection_item_type.portableModel)
+    return sorted(col.get_item_name_by_type(i) for i in range(n))
+
+
+def models_for_species(species: list[str]) -> list[dict]:
+    """Installed portable models whose supported species (asked of the KIM API) cover `species`."""
+    from .session import KIMModel, ModelInitError
+    found = []
+    for kim_id in installed_models():
+        try:
+            supported = KIMModel.supported_species_of(kim_id)
+        except ModelInitError:
+            continue
+        if set(species) <= set(supported):
+            found.append({"kim_id": kim_id, "species": sorted(supported)})
+    return found

@@ -1,0 +1,151 @@
+"""One KIM portable model driven directly through kimpy (no ASE calculator in the hot path).
+
+A KIMModel is created once and reused for many configurations: the kimpy model object, its
+compute arguments and its neighbour list live as long as the KIMModel. The model is never
+refreshed between calls, so history-dependent drivers (MEAM_LAMMPS) give the same energy for the
+same configuration whatever was evaluated before.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ENERGY_LIMIT = 200.0  # eV/atom: larger |E|/atom is flagged above_limit
+
+
+class ModelInitError(RuntimeError):
+    """A KIM model could not be created or needs something kimlabel cannot provide."""
+
+
+class UnsupportedSpecies(ValueError):
+    """A configuration holds species the model does not support."""
+
+
+def _kimpy():
+    try:
+        import kimpy
+    except ImportError as err:  # pragma: no cover - install problem, message is the point
+        raise ModelInitError("kimpy is not installed: run `make install` (needs libkim-api-dev)") from err
+    return kimpy
+
+
+class KIMModel:
+    """A KIM portable model (units: A, eV) evaluated on ASE-like arrays."""
+
+    def __init__(self, kim_id: str):
+        kimpy = _kimpy()
+        self.kim_id = kim_id
+        try:
+            accepted, self.model = kimpy.model.create(
+                kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
+                kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, kim_id)
+        except RuntimeError as err:
+            raise ModelInitError(f"KIM model {kim_id} could not be created (is it installed? "
+                                 f"see `kimlabel models`): {err}") from err
+        if not accepted:
+            raise ModelInitError(f"KIM model {kim_id} does not accept units A/eV")
+        self.species = self._species_codes(kimpy, self.model)
+        self.influence = float(self.model.get_influence_distance())
+        cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
+        self.cutoffs = np.asarray(cutoffs, dtype=np.double)
+        self.padding_needs_neigh = not bool(np.all(hints))
+        self._args = {}
+
+    @staticmethod
+    def _species_codes(kimpy, model) -> dict[str, int]:
+        codes = {}
+        for i in range(kimpy.species_name.get_number_of_species_names()):
+            name = kimpy.species_name.get_species_name(i)
+            supported, code = model.get_species_support_and_code(name)
+            if supported:
+                codes[str(name)] = int(code)
+        return codes
+
+    @classmethod
+    def supported_species_of(cls, kim_id: str) -> list[str]:
+        """Species a model supports, as reported by the KIM API."""
+        kimpy = _kimpy()
+        try:
+            _, model = kimpy.model.create(
+                kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
+                kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, kim_id)
+        except RuntimeError as err:
+            raise ModelInitError(str(err)) from err
+        return sorted(cls._species_codes(kimpy, model))
+
+    def _compute_args(self, forces: bool):
+        """Compute arguments for energy-only or energy+forces, created once per mode."""
+        if forces not in self._args:
+            kimpy = _kimpy()
+            args = self.model.compute_arguments_create()
+            name = kimpy.compute_argument_name
+            for i in range(name.get_number_of_compute_argument_names()):
+                arg = name.get_compute_argument_name(i)
+                if (args.get_argument_support_status(arg) == kimpy.support_status.required
+                        and arg not in (name.partialEnergy, name.partialForces)):
+                    raise ModelInitError(f"KIM model {self.kim_id} requires compute argument {arg}")
+            neigh = kimpy.neighlist.NeighList()
+            args.set_callback_pointer(kimpy.compute_callback_name.GetNeighborList,
+                                      kimpy.neighlist.get_neigh_kim(), neigh)
+            self._args[forces] = (args, neigh)
+        return self._args[forces]
+
+    def compute(self, symbols, positions, cell, pbc, forces: bool = False):
+        """Energy (eV, total) and optionally forces (eV/A, shape (n, 3)) of one configuration.
+
+        Raises UnsupportedSpecies before calling the model, RuntimeError if the model fails.
+        """
+        kimpy = _kimpy()
+        missing = sorted(set(symbols) - set(self.species))
+        if missing:
+            raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id} "
+                                     f"(supports {', '.join(sorted(self.species))})")
+        n = len(symbols)
+        codes = np.array([self.species[s] for s in symbols], dtype=np.intc)
+        coords = np.ascontiguousarray(positions, dtype=np.double)
+        pbc_i = np.asarray(pbc, dtype=np.intc)
+        image = np.arange(n)
+        if pbc_i.any():
+            cell = np.ascontiguousarray(cell, dtype=np.double)
+            frac = np.linalg.solve(cell.T, coords.T).T
+            frac[:, pbc_i.astype(bool)] %= 1.0
+            coords = np.ascontiguousarray(frac @ cell)
+            pad_coords, pad_codes, pad_image = kimpy.neighlist.create_paddings(
+                self.influence, cell, pbc_i, coords, codes)
+            if len(pad_codes):
+                coords = np.concatenate([coords, pad_coords])
+                codes = np.concatenate([codes, np.asarray(pad_codes, dtype=np.intc)])
+                image = np.concatenate([image, np.asarray(pad_image)])
+        total = len(codes)
+        contributing = np.zeros(total, dtype=np.intc)
+        contributing[:n] = 1
+        need = np.ones(total, dtype=np.intc) if self.padding_needs_neigh else contributing.copy()
+        args, neigh = self._compute_args(forces)
+        neigh.build(coords, self.influence, self.cutoffs, need)
+        energy = np.zeros(1, dtype=np.double)
+        f = np.zeros((total, 3), dtype=np.double)
+        name = kimpy.compute_argument_name
+        self._keep = (np.array([total], dtype=np.intc), codes, contributing, coords, energy, f)
+        args.set_argument_pointer(name.numberOfParticles, self._keep[0])
+        args.set_argument_pointer(name.particleSpeciesCodes, codes)
+        args.set_argument_pointer(name.particleContributing, contributing)
+        args.set_argument_pointer(name.coordinates, coords)
+        args.set_argument_pointer(name.partialEnergy, energy)
+        if forces:
+            args.set_argument_pointer(name.partialForces, f)
+        self.model.compute(args, False)
+        if not forces:
+            return float(energy[0]), None
+        folded = np.zeros((n, 3))
+        np.add.at(folded, image, f)
+        return float(energy[0]), folded
+
+
+def status_of(energy: float, n_atoms: int, forces=None) -> str:
+    """Status for a finished evaluation: ok, nonfinite or above_limit."""
+    if not math.isfinite(energy) or (forces is not None and not np.isfinite(forces).all()):
+        return "nonfinite"
+    if abs(energy) / max(n_atoms, 1) > ENERGY_LIMIT:
+        return "above_limit"
+    return "ok"
