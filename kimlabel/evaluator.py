@@ -1,6 +1,7 @@
 """Evaluate every EIP of a potential set on a configuration, turning failures into statuses."""
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import tempfile
@@ -19,16 +20,23 @@ class Evaluator:
         self.forces = forces
         self.models = {name: KIMModel(kim_id) for name, kim_id in self.potentials.items()}
 
-    def evaluate(self, cfg):
-        """(row dict, per-atom force columns dict or None) for one Config."""
+    @staticmethod
+    def base_row(cfg, forces: bool):
+        """Row fields that do not depend on the EIPs, and the reference-force columns."""
         n = len(cfg.symbols)
         row = {"config_id": cfg.config_id, "source": cfg.source, "index": cfg.index, "n_atoms": n,
                "formula": cfg.formula, "config_type": cfg.config_type, "energy_ref": cfg.energy_ref}
         fcols = None
-        if self.forces:
+        if forces:
             ref = cfg.forces_ref if cfg.forces_ref is not None else np.full((n, 3), math.nan)
             fcols = {"config_id": np.full(n, cfg.config_id), "atom": np.arange(n),
                      "symbol": list(cfg.symbols), "fx_ref": ref[:, 0], "fy_ref": ref[:, 1], "fz_ref": ref[:, 2]}
+        return row, fcols
+
+    def evaluate(self, cfg):
+        """(row dict, per-atom force columns dict or None) for one Config."""
+        n = len(cfg.symbols)
+        row, fcols = self.base_row(cfg, self.forces)
         for name, model in self.models.items():
             energy, forces, status = math.nan, None, "ok"
             try:
@@ -36,7 +44,7 @@ class Evaluator:
                 status = status_of(energy, n, forces)
             except UnsupportedSpecies:
                 status = "unsupported_species"
-            except RuntimeError:
+            except Exception:  # kimpy raises RuntimeError; degenerate input may raise others
                 status = "model_error"
             if status in ("model_error", "unsupported_species", "nonfinite"):
                 energy, forces = math.nan, None
@@ -49,6 +57,26 @@ class Evaluator:
         return row, fcols
 
 
+def crashed_result(cfg, name, forces):
+    """Chunk-shaped result for a model whose native code crashed the process on cfg."""
+    n = len(cfg.symbols)
+    row = {energy_col(name): math.nan, status_col(name): "model_error"}
+    f = {c: np.full(n, math.nan) for c in force_cols(name)} if forces else None
+    return [row], [f] if forces else []
+
+
+def merge_model_results(cfg, potentials, forces, parts):
+    """Join per-model results {name: (rows, forces)} for one configuration into one row."""
+    row, fcols = Evaluator.base_row(cfg, forces)
+    for name in potentials:
+        rows, frc = parts[name]
+        row[energy_col(name)] = rows[0][energy_col(name)]
+        row[status_col(name)] = rows[0][status_col(name)]
+        if forces:
+            fcols.update({c: frc[0][c] for c in force_cols(name)})
+    return [row], [fcols] if forces else []
+
+
 # Worker-process state for multiprocessing pools: one Evaluator per process.
 _WORKER: Evaluator | None = None
 
@@ -56,6 +84,7 @@ _WORKER: Evaluator | None = None
 def init_worker(potentials, forces, scratch=None):
     """Pool initializer: run from a scratch directory (KIM writes kim.log to the cwd)."""
     global _WORKER
+    faulthandler.disable()  # a crashing model is handled by the parent; no traceback dump
     os.chdir(scratch or tempfile.mkdtemp(prefix="kimlabel-"))
     _WORKER = Evaluator(potentials, forces)
 

@@ -1,8 +1,14 @@
 """Reading configurations from any file ase.io understands, with errors naming file and frame."""
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import hashlib
+import lzma
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,26 +91,50 @@ def iter_configs(paths, energy_key: str | None = None):
     return _frames(resolved, energy_key)
 
 
+@contextlib.contextmanager
+def plain_copy(path: Path):
+    """The file itself, or a decompressed temporary copy of a .gz/.bz2/.xz file.
+
+    ase's extxyz reader seeks to every frame, which is quadratic on compressed streams.
+    """
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix)
+    if opener is None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="kimlabel-in-") as tmp:
+        plain = Path(tmp) / path.stem
+        with opener(path, "rb") as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield plain
+
+
 def _frames(resolved, energy_key):
-    from ase.io import iread
     config_id = 0
     for shown, path in resolved:
-        index = 0
-        frames = iread(str(path), index=":")
-        while True:
-            where = f"{shown}, frame {index}"
-            try:
-                atoms = next(frames)
-            except StopIteration:
-                break
-            except Exception as err:  # ase raises many types on malformed files
-                raise InputError(f"{where}: cannot be read ({type(err).__name__}: {err})") from err
-            _check(atoms, where)
-            yield from_atoms(atoms, config_id, shown, index, energy_key)
-            config_id += 1
-            index += 1
-        if index == 0:
-            raise InputError(f"{shown}: no configurations in file")
+        with plain_copy(path) as plain:
+            config_id = yield from _frames_of(shown, plain, config_id, energy_key)
+
+
+def _frames_of(shown, plain, config_id, energy_key):
+    """Configs of one (uncompressed) file; returns the next free config_id."""
+    from ase.io import iread
+    index = 0
+    frames = iread(str(plain), index=":")
+    while True:
+        where = f"{shown}, frame {index}"
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            break
+        except Exception as err:  # ase raises many types on malformed files
+            raise InputError(f"{where}: cannot be read ({type(err).__name__}: {err})") from err
+        _check(atoms, where)
+        yield from_atoms(atoms, config_id, shown, index, energy_key)
+        config_id += 1
+        index += 1
+    if index == 0:
+        raise InputError(f"{shown}: no configurations in file")
+    return config_id
 
 
 def file_sha256(path) -> str:

@@ -1,8 +1,10 @@
 """Potential sets: potentials.yaml (system -> {short name: KIM ID}) and installed-model discovery."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -38,20 +40,20 @@ def short_name(kim_id: str) -> str:
 def resolve(spec, registry: dict | None = None) -> dict[str, str]:
     """Turn a potential-set spec into an ordered {name: kim_id}.
 
-    spec is a system name ('si'), a comma list of short names and/or KIM IDs, a list of those,
+    spec is a system name ('si'), a comma list of systems, short names and/or KIM IDs, a list of those,
     or already a mapping. Unknown entries raise ValueError naming them.
     """
     if isinstance(spec, dict):
         return dict(spec)
     registry = load_registry() if registry is None else registry
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    if len(items) == 1 and items[0] in registry:
-        return dict(registry[items[0]])
     by_name = {n: k for models in registry.values() for n, k in models.items()}
     by_id = {k: n for n, k in by_name.items()}
     out: dict[str, str] = {}
     for item in filter(None, items):
-        if item in by_name:
+        if item in registry:
+            out.update(registry[item])
+        elif item in by_name:
             out[item] = by_name[item]
         elif KIM_ID.match(item):
             out[by_id.get(item, short_name(item))] = item
@@ -72,15 +74,30 @@ def installed_models() -> list[str]:
     return sorted(col.get_item_name_by_type(i) for i in range(n))
 
 
+@contextlib.contextmanager
+def native_stdout_silenced():
+    """Send file descriptor 1 to /dev/null: some model drivers print banners when created."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def models_for_species(species: list[str]) -> list[dict]:
     """Installed portable models whose supported species (asked of the KIM API) cover `species`."""
     from .session import KIMModel, ModelInitError
     found = []
-    for kim_id in installed_models():
-        try:
-            supported = KIMModel.supported_species_of(kim_id)
-        except ModelInitError:
-            continue
-        if set(species) <= set(supported):
-            found.append({"kim_id": kim_id, "species": sorted(supported)})
+    with native_stdout_silenced():
+        for kim_id in installed_models():
+            try:
+                supported = KIMModel.supported_species_of(kim_id)
+            except ModelInitError:
+                continue
+            if set(species) <= set(supported):
+                found.append({"kim_id": kim_id, "species": sorted(supported)})
     return found

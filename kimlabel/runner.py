@@ -8,9 +8,14 @@ import multiprocessing
 import os
 import tempfile
 
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
 import pandas as pd
 
-from .evaluator import evaluate_chunk, init_worker
+from .evaluator import crashed_result, evaluate_chunk, init_worker, merge_model_results
 from .inputs import from_atoms
 
 
@@ -32,28 +37,72 @@ def batched(iterable, n):
         yield chunk
 
 
+def _context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _pool(jobs, potentials, forces, scratch):
+    return ProcessPoolExecutor(jobs, mp_context=_context(), initializer=init_worker,
+                               initargs=(potentials, forces, scratch))
+
+
+def _isolated(chunk, potentials, forces, scratch):
+    """Evaluate in a throwaway process; raises BrokenProcessPool if the model code crashes it."""
+    with _pool(1, potentials, forces, scratch) as pool:
+        return pool.submit(evaluate_chunk, chunk).result()
+
+
+def _recover(chunk, potentials, forces, scratch):
+    """Re-run a chunk whose worker died: config by config, then model by model for a crashing
+    config, so only the (configuration, model) pairs that crash get status model_error."""
+    rows, frc = [], []
+    for cfg in chunk:
+        try:
+            r, f = _isolated([cfg], potentials, forces, scratch)
+        except BrokenProcessPool:
+            parts = {}
+            for name, kim_id in potentials.items():
+                try:
+                    parts[name] = _isolated([cfg], {name: kim_id}, forces, scratch)
+                except BrokenProcessPool:
+                    parts[name] = crashed_result(cfg, name, forces)
+            r, f = merge_model_results(cfg, potentials, forces, parts)
+        rows += r
+        frc += f
+    return rows, frc
+
+
 def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32):
     """Yield (rows, force dicts) per chunk of configs, in input order.
 
-    jobs > 1 uses a spawned process pool with a bounded window of chunks in flight, so memory
-    stays flat however many configurations stream through.
+    Models run in worker processes (a crash in native model code cannot take the run down);
+    a bounded window of chunks is in flight, so memory stays flat however many configurations
+    stream through.
     """
     chunks = batched(configs, chunk_size)
-    if jobs <= 1:
-        with scratch_cwd() as tmp:
-            init_worker(potentials, forces, tmp)
-            for chunk in chunks:
-                yield evaluate_chunk(chunk)
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with scratch_cwd() as tmp, ctx.Pool(jobs, initializer=init_worker, initargs=(potentials, forces, tmp)) as pool:
+    with scratch_cwd() as tmp:
+        pool = _pool(max(jobs, 1), potentials, forces, tmp)
         window = collections.deque()
-        for chunk in chunks:
-            window.append(pool.apply_async(evaluate_chunk, (chunk,)))
-            if len(window) >= 3 * jobs:
-                yield window.popleft().get()
-        while window:
-            yield window.popleft().get()
+        try:
+            for chunk in itertools.chain(chunks, [None]):
+                if chunk is not None:
+                    window.append((chunk, pool.submit(evaluate_chunk, chunk)))
+                while window and (chunk is None or len(window) >= 2 * max(jobs, 1)):
+                    head, fut = window.popleft()
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        pool.shutdown(cancel_futures=True)
+                        print(f"kimlabel: a model crashed its worker process; re-running configs "
+                              f"{head[0].config_id}.. in isolation", file=sys.stderr)
+                        redo = [head] + [c for c, _ in window]
+                        window.clear()
+                        for c in redo:
+                            yield _recover(c, potentials, forces, tmp)
+                        pool = _pool(max(jobs, 1), potentials, forces, tmp)
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_key: str | None = None):
