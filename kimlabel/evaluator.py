@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 
 from .schema import energy_col, force_cols, status_col
-from .session import KIMModel, UnsupportedSpecies, status_of
+from .session import Geometry, KIMModel, UnsupportedSpecies, status_of
 
 
 class Evaluator:
@@ -19,6 +19,7 @@ class Evaluator:
         self.potentials = dict(potentials)
         self.forces = forces
         self.models = {name: KIMModel(kim_id) for name, kim_id in self.potentials.items()}
+        self.influence = max(m.influence for m in self.models.values())
 
     @staticmethod
     def base_row(cfg, forces: bool):
@@ -37,10 +38,16 @@ class Evaluator:
         """(row dict, per-atom force columns dict or None) for one Config."""
         n = len(cfg.symbols)
         row, fcols = self.base_row(cfg, self.forces)
+        try:
+            geom = Geometry(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc, self.influence)
+        except Exception:  # degenerate cell or coordinates: every model fails on it
+            geom = None
         for name, model in self.models.items():
             energy, forces, status = math.nan, None, "ok"
             try:
-                energy, forces = model.compute(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc, self.forces)
+                if geom is None:
+                    raise RuntimeError("cannot build periodic images")
+                energy, forces = model.compute(geom, self.forces)
                 status = status_of(energy, n, forces)
             except UnsupportedSpecies:
                 status = "unsupported_species"

@@ -91,32 +91,21 @@ class KIMModel:
             self._args[forces] = (args, neigh)
         return self._args[forces]
 
-    def compute(self, symbols, positions, cell, pbc, forces: bool = False):
+    def compute(self, geom: "Geometry", forces: bool = False):
         """Energy (eV, total) and optionally forces (eV/A, shape (n, 3)) of one configuration.
 
         Raises UnsupportedSpecies before calling the model, RuntimeError if the model fails.
         """
         kimpy = _kimpy()
-        missing = sorted(set(symbols) - set(self.species))
+        missing = sorted(set(geom.symbols) - set(self.species))
         if missing:
             raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id} "
                                      f"(supports {', '.join(sorted(self.species))})")
-        n = len(symbols)
-        codes = np.array([self.species[s] for s in symbols], dtype=np.intc)
-        coords = np.ascontiguousarray(positions, dtype=np.double)
-        pbc_i = np.asarray(pbc, dtype=np.intc)
-        image = np.arange(n)
-        if pbc_i.any():
-            cell = np.ascontiguousarray(cell, dtype=np.double)
-            frac = np.linalg.solve(cell.T, coords.T).T
-            frac[:, pbc_i.astype(bool)] %= 1.0
-            coords = np.ascontiguousarray(frac @ cell)
-            pad_coords, pad_codes, pad_image = kimpy.neighlist.create_paddings(
-                self.influence, cell, pbc_i, coords, codes)
-            if len(pad_codes):
-                coords = np.concatenate([coords, pad_coords])
-                codes = np.concatenate([codes, np.asarray(pad_codes, dtype=np.intc)])
-                image = np.concatenate([image, np.asarray(pad_image)])
+        n = geom.n
+        keep = geom.padding_within(self.influence)
+        image = geom.image[keep]
+        coords = np.ascontiguousarray(geom.coords[keep])
+        codes = np.array([self.species[s] for s in geom.symbols], dtype=np.intc)[image]
         total = len(codes)
         contributing = np.zeros(total, dtype=np.intc)
         contributing[:n] = 1
@@ -140,6 +129,41 @@ class KIMModel:
         folded = np.zeros((n, 3))
         np.add.at(folded, image, f)
         return float(energy[0]), folded
+
+
+class Geometry:
+    """A configuration with periodic padding (ghost images) built once for all models.
+
+    Padding reaches `influence` A beyond the cell; a model with a shorter influence distance
+    takes the subset of ghosts within its own reach (a superset of what it needs).
+    """
+
+    def __init__(self, symbols, positions, cell, pbc, influence: float):
+        self.symbols, self.n = list(symbols), len(symbols)
+        coords = np.ascontiguousarray(positions, dtype=np.double)
+        pbc_i = np.asarray(pbc, dtype=np.intc)
+        self.image = np.arange(self.n)
+        self.overhang = np.zeros(self.n)
+        if pbc_i.any():
+            cell = np.ascontiguousarray(cell, dtype=np.double)
+            frac = np.linalg.solve(cell.T, coords.T).T
+            frac[:, pbc_i.astype(bool)] %= 1.0
+            coords = np.ascontiguousarray(frac @ cell)
+            pad, _, pad_image = _kimpy().neighlist.create_paddings(
+                influence, cell, pbc_i, coords, np.zeros(self.n, dtype=np.intc))
+            if len(pad_image):
+                pad = np.asarray(pad)
+                # distance (A) of each ghost beyond the cell, a lower bound of its distance to any atom
+                d_perp = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+                s = np.linalg.solve(cell.T, pad.T).T
+                beyond = (np.maximum(s - 1.0, 0.0) + np.maximum(-s, 0.0)) * d_perp
+                self.overhang = np.concatenate([self.overhang, beyond.max(axis=1)])
+                coords = np.concatenate([coords, pad])
+                self.image = np.concatenate([self.image, np.asarray(pad_image)])
+        self.coords = coords
+
+    def padding_within(self, influence: float) -> np.ndarray:
+        return self.overhang <= influence + 1e-9
 
 
 def status_of(energy: float, n_atoms: int, forces=None) -> str:

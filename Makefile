@@ -1,0 +1,51 @@
+# kimlabel / kimtrain. `make demo` and `make test` install what is missing first.
+PY ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SHARED ?= ../shared/data
+RUNS ?= runs
+PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest
+
+.PHONY: install test demo bench label-si label-al label-agau data-demo data-si data-al train-si train-al train-agau
+
+install:  ## system KIM API + models (Debian), torch (local CPU build when present), the project (editable)
+	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libkim-api-dev openkim-models pkg-config; }
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
+	@$(PY) -m pip show -q kimlabel >/dev/null 2>&1 && $(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || \
+	  $(PY) -m pip install -e '.[test]'
+
+test: install
+	$(PY) -m pytest -q -ra tests
+
+demo: install  ## label the bundled Si DFT demo set and pool, then the EIP report and the demo experiment
+	@mkdir -p $(RUNS)/demo
+	kimlabel label data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --potentials si --out $(RUNS)/demo/table.parquet --jobs 2
+	kimtrain split data/si_demo_dft.extxyz.gz --pool-file data/si_demo_pool.extxyz.gz --seed 0 --out $(RUNS)/demo/split.csv
+	kimtrain eip-report --data data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --table $(RUNS)/demo/table.parquet --split $(RUNS)/demo/split.csv
+	kimtrain experiment configs/demo.yaml --out $(RUNS)/demo/experiment
+
+bench: install
+	$(PY) bench/label_throughput.py
+	$(PY) bench/train_throughput.py
+
+label-si: install
+	kimlabel label data/samples/si_samples.extxyz $(wildcard data/si/*.extxyz.gz) --potentials si --out $(RUNS)/label-si.parquet --jobs 2
+label-al: install
+	kimlabel label data/samples/al_samples.extxyz $(wildcard data/al/*.extxyz.gz) --potentials al --out $(RUNS)/label-al.parquet --jobs 2
+label-agau: install
+	kimlabel label data/samples/agau_samples.extxyz $(wildcard data/agau/*.extxyz.gz) --potentials agau --out $(RUNS)/label-agau.parquet --jobs 2
+
+data-demo:  ## recompute the bundled GPAW demo set (about an hour on 2 cores; needs Debian's gpaw)
+	@dpkg -s gpaw gpaw-data >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gpaw gpaw-data; }
+	/usr/bin/python3 data/build_dft_demo.py --jobs 2
+data-al: install  ## ANI-Al (needs network)
+	$(PY) -m kimtrain.download al --out data/al
+data-si: install  ## KIM-Si training set (needs network)
+	$(PY) -m kimtrain.download si --out data/si
+
+train-si: install
+	kimtrain experiment configs/si.yaml --out $(RUNS)/train-si
+train-al: install
+	kimtrain experiment configs/al.yaml --out $(RUNS)/train-al
+train-agau: install
+	kimtrain experiment configs/agau.yaml --out $(RUNS)/train-agau

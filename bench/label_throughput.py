@@ -1,0 +1,72 @@
+"""Labelling throughput: kimlabel (kimpy direct, 1 and 2 jobs) vs a plain loop over ASE's KIM calculator.
+
+Prints configurations/s and atom-EIP evaluations/s for each case, measured in the same run, and
+the ratios kimlabel/ASE (target >= 3x with one job on 8-64-atom cells) and jobs2/jobs1 (>= 1.7x).
+    python bench/label_throughput.py [--scale 1.0]
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from ase.build import bulk
+from ase.calculators.kim import KIM
+
+import kimlabel
+from kimlabel.registry import resolve
+from kimlabel.runner import scratch_cwd
+
+
+def cells(symbol, structure, a, repeat, n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        at = bulk(symbol, structure, a=a, cubic=True).repeat(repeat)
+        at.set_cell(at.cell * (1 + rng.uniform(-0.03, 0.03)), scale_atoms=True)
+        at.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        out.append(at)
+    return out
+
+
+def ase_loop(frames, potentials):
+    with scratch_cwd():
+        calcs = [KIM(kim_id) for kim_id in potentials.values()]
+        t0 = time.perf_counter()
+        for at in frames:
+            for calc in calcs:
+                at.calc = calc
+                at.get_potential_energy()
+        return time.perf_counter() - t0
+
+
+def kimlabel_run(frames, potentials, jobs):
+    t0 = time.perf_counter()
+    kimlabel.label(frames, potentials, jobs=jobs)
+    return time.perf_counter() - t0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the number of configurations")
+    args = p.parse_args()
+    cases = [("si", "8-atom diamond", cells("Si", "diamond", 5.43, (1, 1, 1), 2000)),
+             ("si", "64-atom diamond", cells("Si", "diamond", 5.43, (2, 2, 2), 500)),
+             ("al", "108-atom fcc", cells("Al", "fcc", 4.05, (3, 3, 3), 200))]
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"{'set':4} {'cells':16} {'EIPs':>4} {'ASE cfg/s':>10} {'kl1 cfg/s':>10} {'kl2 cfg/s':>10} "
+          f"{'kl1 atom-EIP/s':>15} {'kl1/ASE':>8} {'kl2/kl1':>8}")
+    for system, label, frames in cases:
+        frames = frames[: max(4, int(len(frames) * args.scale))]
+        pots = resolve(system)
+        n, n_atoms = len(frames), len(frames[0])
+        t_ase = ase_loop(frames, pots)
+        t1 = min(kimlabel_run(frames, pots, 1) for _ in range(2))
+        t2 = min(kimlabel_run(frames, pots, 2) for _ in range(2))
+        print(f"{system:4} {label:16} {len(pots):4d} {n / t_ase:10.1f} {n / t1:10.1f} {n / t2:10.1f} "
+              f"{n * n_atoms * len(pots) / t1:15.0f} {t_ase / t1:8.2f} {t1 / t2:8.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
