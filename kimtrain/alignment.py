@@ -1,0 +1,65 @@
+"""EIP-DFT alignment: E_DFT ~ E_EIP + sum_s n_s mu_s, offsets fitted on labelled training configurations only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kimlabel.schema import eip_names, energy_col, read_table, status_col
+
+from .reference import fit_species_reference, reference_energy
+
+
+@dataclass
+class EIPLabels:
+    names: list            # EIP short names
+    raw: np.ndarray        # (n, k) EIP energies (eV, relative to isolated atoms), NaN if unusable
+    ok: np.ndarray         # (n, k) status ok and |E|/atom <= limit
+    aligned: np.ndarray    # (n, k) raw + per-species offsets (eV, on the DFT scale); NaN where not ok
+    offsets: dict          # name -> {species: mu (eV/atom)}
+
+
+def load_eip_table(path, n_configs: int) -> pd.DataFrame:
+    """A kimlabel table whose config_ids are exactly 0..n_configs-1 (else an error naming the file)."""
+    df, _ = read_table(path)
+    if len(df) != n_configs or not (df.config_id.values == np.arange(n_configs)).all():
+        raise ValueError(f"{path}: table has {len(df)} configurations but the data has {n_configs}; "
+                         "label the same files in the same order (kimlabel label DATA [POOL] ...)")
+    return df
+
+
+def align(table: pd.DataFrame, atoms_list, dft: np.ndarray, train_idx, species, limit: float = 200.0,
+          names=None) -> EIPLabels:
+    """Aligned EIP energies for every configuration, offsets fitted on train_idx (DFT known there)."""
+    names = list(names or eip_names(table.columns))
+    n_atoms = np.array([len(a) for a in atoms_list])
+    raw = np.stack([table[energy_col(n)].to_numpy(dtype=float) for n in names], axis=1)
+    ok = np.stack([(table[status_col(n)] == "ok").to_numpy() for n in names], axis=1)
+    ok &= np.isfinite(raw) & (np.abs(raw) / n_atoms[:, None] <= limit)
+    aligned = np.full_like(raw, np.nan)
+    offsets = {}
+    train_idx = np.asarray(train_idx)
+    train_atoms = [atoms_list[i] for i in train_idx]
+    for k, name in enumerate(names):
+        diff = np.where(ok[train_idx, k], dft[train_idx] - raw[train_idx, k], np.nan)
+        if not np.isfinite(diff).any():
+            offsets[name] = {}
+            continue
+        mu = fit_species_reference(train_atoms, diff, species)
+        offsets[name] = mu
+        aligned[:, k] = np.where(ok[:, k], raw[:, k] + reference_energy(atoms_list, mu), np.nan)
+    return EIPLabels(names, np.where(ok, raw, np.nan), ok, aligned, offsets)
+
+
+def eip_errors(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, idx) -> pd.DataFrame:
+    """Per EIP: config MAE (eV), per-atom MAE (eV/atom) and coverage on configurations idx."""
+    idx = np.asarray(idx)
+    rows = []
+    for k, name in enumerate(labels.names):
+        err = np.abs(labels.aligned[idx, k] - dft[idx])
+        ok = np.isfinite(err)
+        rows.append({"eip": name, "mae": err[ok].mean() if ok.any() else np.nan,
+                     "mae_per_atom": (err[ok] / n_atoms[idx][ok]).mean() if ok.any() else np.nan,
+                     "coverage": ok.mean()})
+    return pd.DataFrame(rows)

@@ -1,0 +1,104 @@
+"""Label augmentation (LA): a classifier picks, per pool configuration, the EIP likely to be within
+`cut` eV/atom of DFT (or none); the picked EIP's aligned energy becomes an extra training label."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .alignment import EIPLabels
+from .graphs import collate
+from .models.base import Classifier
+from .pipeline import new_model
+from .trainer import LabelledSet, Trainer
+
+
+def la_classes(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, ids, cut: float) -> np.ndarray:
+    """Class per configuration: index of the EIP closest to DFT if within cut eV/atom, else len(names) ('none')."""
+    err = np.abs(labels.aligned[ids] - dft[ids, None]) / n_atoms[ids, None]
+    err = np.where(np.isfinite(err), err, np.inf)
+    best = err.argmin(axis=1)
+    return np.where(err[np.arange(len(ids)), best] <= cut, best, len(labels.names))
+
+
+@dataclass
+class ClassifierResult:
+    pool_class: np.ndarray       # predicted class per pool configuration
+    pool_confidence: np.ndarray  # softmax probability of that class
+    val_accuracy: float
+    val_chance: float            # accuracy of always predicting the commonest training class
+
+
+@torch.no_grad()
+def classify(model, graphs, batch_size=64):
+    device = next(model.parameters()).device
+    model.eval()
+    probs = [torch.softmax(model(collate(graphs[s:s + batch_size]).to(device)), -1).cpu()
+             for s in range(0, len(graphs), batch_size)]
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, 1))
+    return p.argmax(1), p.max(1) if len(p) else np.zeros(0)
+
+
+def train_classifier(ctx, labels: EIPLabels, out, resume=False) -> ClassifierResult:
+    """Classifier of the same architecture with a classification head, slanted-triangular schedule."""
+    run, n_atoms = ctx.run, ctx.data.n_atoms
+    tr, va = ctx.idx["train"], ctx.idx["val"]
+    y_tr = la_classes(labels, ctx.dft, n_atoms, tr, run.strategy.cut)
+    y_va = la_classes(labels, ctx.dft, n_atoms, va, run.strategy.cut)
+    train = LabelledSet([ctx.graphs[i] for i in tr], y_tr[:, None])
+    val_graphs = [ctx.graphs[i] for i in va]
+    model = Classifier(new_model(run.model, 1, ctx.graphs, train.graphs), len(labels.names) + 1)
+
+    def objective(m, batch, targets, step):
+        return torch.nn.functional.cross_entropy(m(batch), targets[:, 0])
+
+    def validate(m):
+        pred, _ = classify(m, val_graphs, run.train.batch_size)
+        acc = float((pred == y_va).mean())
+        return {"val_error_rate": 1.0 - acc, "val_accuracy": acc}
+
+    Trainer(model, run.train, out, objective, validate, "val_error_rate", epochs=run.strategy.classifier_epochs,
+            warmup=run.strategy.warmup).fit(train, resume)
+    pool = ctx.idx["pool"]
+    cls, conf = classify(model, [ctx.graphs[i] for i in pool], run.train.batch_size)
+    pred_va, _ = classify(model, val_graphs, run.train.batch_size)
+    chance = float((y_va == np.bincount(y_tr).argmax()).mean())
+    return ClassifierResult(cls, conf, float((pred_va == y_va).mean()), chance)
+
+
+def augmented_labels(ctx, labels: EIPLabels, result: ClassifierResult, confidence: str | None = None):
+    """(pool ids, labels eV) of pool configurations predicted to an EIP with a usable energy.
+
+    confidence: keep only the 'low', 'medium' or 'high' third by classifier confidence (Table 5 ablation).
+    """
+    pool = ctx.idx["pool"]
+    k = result.pool_class
+    chosen = k < len(labels.names)
+    ids, cls, conf = pool[chosen], k[chosen], result.pool_confidence[chosen]
+    values = labels.aligned[ids, cls]
+    usable = np.isfinite(values)
+    ids, values, conf = ids[usable], values[usable], conf[usable]
+    if confidence:
+        thirds = np.array_split(np.argsort(conf, kind="stable"), 3)
+        keep = thirds[("low", "medium", "high").index(confidence)]
+        ids, values = ids[keep], values[keep]
+    return ids, values
+
+
+def label_quality(ctx, ids, values, cut: float) -> dict:
+    """Errors of augmented labels against the hidden DFT (where the pool has it), in eV/atom:
+    share within cut, and normal / mild / severe outliers by Tukey's fences (1.5 and 3 IQR)."""
+    dft = ctx.dft[ids]
+    known = np.isfinite(dft)
+    if not known.any():
+        return {"n_selected": int(len(ids))}
+    err = (values[known] - dft[known]) / ctx.data.n_atoms[ids][known]
+    q1, q3 = np.percentile(err, [25, 75])
+    iqr = q3 - q1
+    dist = np.maximum(q1 - err, err - q3)
+    return {"n_selected": int(len(ids)), "label_mae_per_atom": float(np.abs(err).mean()),
+            "label_within_cut": float((np.abs(err) <= cut).mean()),
+            "label_normal": int((dist <= 1.5 * iqr).sum()),
+            "label_mild_outliers": int(((dist > 1.5 * iqr) & (dist <= 3 * iqr)).sum()),
+            "label_severe_outliers": int((dist > 3 * iqr).sum())}

@@ -1,0 +1,101 @@
+"""Every kimtrain option in one typed place: YAML files fill it, CLI flags override it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    name: str = "schnet"        # schnet | soapnet
+    hidden: int = 128
+    n_layers: int = 5           # SchNet interaction blocks / SOAPNet hidden layers
+    n_rbf: int = 50             # SchNet Gaussian radial basis size
+    cutoff: float = 5.0         # A (paper: 5 for Si, 7 for Al)
+    soap_r_cut: float = 5.0     # A
+    soap_n_max: int = 8
+    soap_l_max: int = 6
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3            # linear decay to lr_end over all steps
+    lr_end: float = 1e-5
+    grad_clip: float = 10.0
+    seed: int = 0
+    device: str = "auto"        # auto | cpu | cuda | cuda:N
+    loss: str = "per_atom"      # per_atom: MSE of E/N (eV/atom); total: MSE of E (eV)
+    progress: bool = True
+
+
+@dataclass
+class StrategyConfig:
+    strategy: str = "baseline"  # baseline | la | mp | mp+la
+    alpha: float | None = None  # LA weight; None: chosen on validation from alphas
+    alphas: list = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0])
+    cut: float = 0.1            # eV/atom: an EIP is a class only if within this of DFT
+    tukey: bool = True          # Tukey biweight on augmented labels (False: plain MSE)
+    classifier_epochs: int = 50
+    pretrain_epochs: int = 50
+    warmup: float = 0.1         # fraction of steps of slanted-triangular warm-up
+    max_energy_per_atom: float = 200.0  # eV/atom: EIP labels above are masked in pretraining
+    eips: list | None = None    # EIP short names to use (None: every EIP in the table)
+    confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third
+
+
+@dataclass
+class RunConfig:
+    data: list = field(default_factory=list)   # data files, in kimlabel's config_id order
+    split: str | None = None                   # split CSV (kimtrain split)
+    table: str | None = None                   # kimlabel table, for la / mp
+    out: str = "runs/fit"
+    energy_key: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "strategy": StrategyConfig}
+
+
+def from_dict(raw: dict, where: str = "config") -> RunConfig:
+    """Build a RunConfig, rejecting unknown keys with the offending name."""
+    raw = dict(raw or {})
+    kwargs = {}
+    for name, cls in SECTIONS.items():
+        section = raw.pop(name, {}) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(section) - known
+        if unknown:
+            raise ValueError(f"{where}: unknown {name} option(s) {sorted(unknown)}; known: {sorted(known)}")
+        kwargs[name] = cls(**section)
+    known = {f.name for f in dataclasses.fields(RunConfig)} - set(SECTIONS)
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown option(s) {sorted(unknown)}")
+    if isinstance(raw.get("data"), str):
+        raw["data"] = [raw["data"]]
+    return RunConfig(**raw, **kwargs)
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """RunConfig from a YAML file (optional) with dotted overrides {'train.epochs': 5, 'out': ...}."""
+    raw = yaml.safe_load(Path(path).read_text()) if path else {}
+    raw = raw or {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return from_dict(raw, str(path or "options"))

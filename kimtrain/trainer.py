@@ -1,0 +1,162 @@
+"""The training loop: Adam, linear or slanted-triangular learning rate, gradient clipping,
+best-validation and last checkpoints, exact resume, CSV + TensorBoard logs, progress bars."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .graphs import collate
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class LabelledSet:
+    """Graphs with targets (n, k): energies in eV (NaN = missing) or class indices (k = 1)."""
+    graphs: list
+    targets: np.ndarray
+
+    def __len__(self):
+        return len(self.graphs)
+
+    @property
+    def n_atoms(self):
+        return np.array([len(g.numbers) for g in self.graphs])
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def batches(data: LabelledSet, batch_size: int, generator: torch.Generator | None = None):
+    """(Batch, targets tensor) pairs; shuffled when a generator is given."""
+    order = torch.randperm(len(data), generator=generator).numpy() if generator is not None else np.arange(len(data))
+    for start in range(0, len(data), batch_size):
+        idx = order[start:start + batch_size]
+        yield collate([data.graphs[i] for i in idx]), as_targets(data.targets[idx])
+
+
+def as_targets(values: np.ndarray) -> torch.Tensor:
+    """float32 energies or int64 class indices."""
+    t = torch.as_tensor(values)
+    return t.float() if t.is_floating_point() else t.long()
+
+
+def lr_factor(step: int, total: int, lr: float, lr_end: float, warmup: float = 0.0) -> float:
+    """Multiplier of lr: linear warm-up from lr_end over `warmup` of the steps, then linear decay to lr_end."""
+    total = max(total, 1)
+    low = lr_end / lr
+    w = int(warmup * total)
+    if step < w:
+        return low + (1 - low) * step / w
+    return 1.0 - (1.0 - low) * min(1.0, (step - w) / max(total - w, 1))
+
+
+class Trainer:
+    """Trains `model` with objective(model, batch, targets, step) -> loss tensor.
+
+    validate(model) -> dict of metrics; `select` names the one to minimise for best.pt.
+    """
+
+    def __init__(self, model, cfg: TrainConfig, out_dir, objective, validate, select: str,
+                 epochs: int | None = None, warmup: float = 0.0, meta: dict | None = None):
+        self.model, self.cfg = model, cfg
+        self.out = Path(out_dir)
+        self.objective, self.validate, self.select = objective, validate, select
+        self.epochs = cfg.epochs if epochs is None else epochs
+        self.warmup = warmup
+        self.meta = meta or {}
+        self.device = pick_device(cfg.device)
+
+    def _save(self, path: Path, state: dict):
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def fit(self, train: LabelledSet, resume: bool = False) -> dict:
+        """Train for self.epochs; returns the best validation metrics. Writes best.pt, last.pt, history.csv."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.cfg.seed)
+        model = self.model.to(self.device)
+        opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
+        steps_per_epoch = math.ceil(len(train) / self.cfg.batch_size)
+        total = steps_per_epoch * self.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, total, self.cfg.lr, self.cfg.lr_end, self.warmup))
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        start, best, history = 0, {self.select: math.inf}, []
+        last = self.out / "last.pt"
+        if resume and last.exists():
+            state = torch.load(last, weights_only=False, map_location=self.device)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            start, best, history = state["epoch"], state["best"], state["history"]
+        writer = self._tensorboard()
+        bar = tqdm(range(start, self.epochs), desc=self.out.name, unit="epoch", disable=not self.cfg.progress,
+                   initial=start, total=self.epochs, leave=False)
+        for epoch in bar:
+            model.train()
+            losses = []
+            for batch, targets in batches(train, self.cfg.batch_size, gen):
+                loss = self.objective(model, batch.to(self.device), targets.to(self.device), sched.last_epoch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"{self.out}: loss is {loss.item()} at epoch {epoch + 1}; "
+                                           "lower the learning rate or check the labels for outliers")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+            model.eval()
+            metrics = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "train_loss": float(np.mean(losses)),
+                       **self.validate(model)}
+            history.append(metrics)
+            if metrics[self.select] < best[self.select]:
+                best = dict(metrics)
+                self._save(self.out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
+                                                  "metrics": metrics, **self.meta})
+            self._save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                              "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best": best,
+                              "history": history, **self.meta})
+            self._log(writer, metrics, history)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k in ("train_loss", self.select)})
+        bar.close()
+        if writer:
+            writer.close()
+        state = torch.load(self.out / "best.pt", weights_only=False, map_location=self.device)
+        model.load_state_dict(state["model"])
+        return best
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional at run time
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _log(self, writer, metrics, history):
+        with open(self.out / "history.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(history[0]))
+            w.writeheader()
+            w.writerows(history)
+        if writer:
+            for k, v in metrics.items():
+                if k != "epoch":
+                    writer.add_scalar(k, v, metrics["epoch"])
