@@ -97,7 +97,7 @@ class LabelJob:
                     yield cfg
 
         schema, fschema = table_schema(self.potentials), forces_schema(self.potentials)
-        bar = tqdm(desc=f"labelling ({len(self.potentials)} EIPs)", unit="config", disable=not self.progress,
+        bar = tqdm(desc=f"labelling ({len(self.potentials)} EIPs)", unit="config", disable=None if self.progress else True,
                    initial=len(done), file=sys.stderr)
         try:
             for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size):

@@ -94,7 +94,7 @@ def test_metrics(ctx: Context, model) -> dict:
     return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"]}
 
 
-def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None) -> dict:
+def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
     """Train with run.strategy.strategy; writes OUT/metrics.json and OUT/config.yaml; returns the metrics."""
     strategy = run.strategy.strategy
     if strategy not in STRATEGIES:
@@ -110,7 +110,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None) ->
         model, best = train_energy(ctx, out, resume=resume)
     else:
         from .strategies import fit_with_eips
-        model, best, extra = fit_with_eips(ctx, out, strategy, resume)
+        model, best, extra = fit_with_eips(ctx, out, strategy, resume, shared)
     metrics = {"model": run.model.name, "strategy": strategy, "seed": run.train.seed,
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),

@@ -12,22 +12,27 @@ from .fit import train_energy
 from .pretrain import for_finetuning, pretrain, pretrain_losses
 
 
-def fit_with_eips(ctx, out, strategy: str, resume: bool = False):
-    """Run `strategy` on ctx; returns (model, best val metrics, report dict). OUT/best.pt is the chosen model."""
+def fit_with_eips(ctx, out, strategy: str, resume: bool = False, shared=None):
+    """Run `strategy` on ctx; returns (model, best val metrics, report dict). OUT/best.pt is the chosen model.
+
+    shared: a folder where the pretrained model and the classifier are kept and reused by other
+    strategies on the same split (mp and mp+la share one pretraining, la and mp+la one classifier).
+    """
     run, out = ctx.run, Path(out)
+    common, reuse = (Path(shared), True) if shared else (out, resume)
     table = load_eip_table(run.table, len(ctx.data))
     labels = align(table, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
     report, start = {"eips": ",".join(labels.names)}, None
     if "mp" in strategy:
-        start, pre_best = pretrain(ctx, labels, out / "pretrain", resume)
-        first, last = pretrain_losses(out / "pretrain")
+        start, pre_best = pretrain(ctx, labels, common / "pretrain", reuse)
+        first, last = pretrain_losses(common / "pretrain")
         report.update(pretrain_loss_first=first, pretrain_loss_last=last,
                       pretrain_val_eip_mae_per_atom=pre_best["val_eip_mae_per_atom"])
         start = for_finetuning(start)
     aux, alphas = None, [0.0]
     if "la" in strategy:
-        result = train_classifier(ctx, labels, out / "classifier", resume)
+        result = train_classifier(ctx, labels, common / "classifier", reuse)
         ids, values = augmented_labels(ctx, labels, result, run.strategy.confidence)
         aux = ctx.subset(ids, values)
         alphas = [run.strategy.alpha] if run.strategy.alpha is not None else list(run.strategy.alphas)

@@ -107,7 +107,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             start, best, history = state["epoch"], state["best"], state["history"]
         writer = self._tensorboard()
-        bar = tqdm(range(start, self.epochs), desc=self.out.name, unit="epoch", disable=not self.cfg.progress,
+        bar = tqdm(range(start, self.epochs), desc=self.out.name, unit="epoch", disable=None if self.cfg.progress else True,
                    initial=start, total=self.epochs, leave=False)
         for epoch in bar:
             model.train()

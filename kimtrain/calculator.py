@@ -1,0 +1,61 @@
+"""kimtrain.Calculator: an ASE calculator for a trained run (energy; forces by autograd for SchNet)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from ase.calculators.calculator import Calculator as ASECalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+
+from .graphs import build_graph, collate
+from .pipeline import model_from_meta, prepare_graphs
+from .trainer import pick_device
+
+
+def load_model(run_dir, device="cpu"):
+    """(model, checkpoint dict) from RUN_DIR/best.pt."""
+    path = Path(run_dir) / "best.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained model (run `kimtrain fit` first)")
+    state = torch.load(path, weights_only=False, map_location=device)
+    model = model_from_meta(state)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+class Calculator(ASECalculator):
+    """Energy (eV) and, for SchNet, forces (eV/A) of a model trained by kimtrain.
+
+        atoms.calc = kimtrain.Calculator("runs/demo/schnet")
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, run_dir, device: str = "auto", **kwargs):
+        super().__init__(**kwargs)
+        self.device = pick_device(device)
+        self.model, self.checkpoint = load_model(run_dir, self.device)
+        self.config = self.checkpoint["model_config"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        species = self.checkpoint["species"]
+        unknown = sorted(set(self.atoms.get_chemical_symbols()) - set(species))
+        if unknown:
+            raise ValueError(f"species {unknown} were not in the training data ({species})")
+        wants_forces = "forces" in properties
+        if self.config["name"] == "schnet":
+            batch = collate([build_graph(self.atoms, self.config["cutoff"])]).to(self.device)
+            batch.positions.requires_grad_(wants_forces)
+            energy = self.model(batch)[0, 0]
+            if wants_forces:
+                (grad,) = torch.autograd.grad(energy, batch.positions)
+                self.results["forces"] = -grad.detach().double().cpu().numpy()
+        else:
+            if wants_forces:
+                raise PropertyNotImplementedError("SOAPNet predicts energies only")
+            from .config import ModelConfig
+            graphs = prepare_graphs([self.atoms], ModelConfig(**self.config), species)
+            with torch.no_grad():
+                energy = self.model(collate(graphs).to(self.device))[0, 0]
+        self.results["energy"] = self.results["free_energy"] = float(energy.detach())

@@ -1,0 +1,138 @@
+"""`kimtrain` command line: split, fit, evaluate, eip-report, experiment, convert."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def cmd_split(a):
+    from .data import load_dataset
+    from .splits import make_split, write_split
+    data = load_dataset(a.data, a.energy_key)
+    n_pool = len(load_dataset(a.pool_file)) if a.pool_file else 0
+    groups = None
+    if a.stratify:
+        if a.stratify != "config_type":
+            raise ValueError("--stratify supports config_type")
+        groups = [t or "" for t in data.config_type]
+    split = make_split(len(data), a.seed, {"pool": a.pool, "train": a.train, "val": a.val, "test": a.test},
+                       groups, n_pool)
+    write_split(split, a.out)
+    print(f"wrote {a.out}: " + ", ".join(f"{k} {v}" for k, v in split.mark.value_counts().items()), file=sys.stderr)
+
+
+def cmd_fit(a):
+    from .config import load
+    from .fit import run_fit
+    over = {"data": a.data, "split": a.split, "table": a.table, "out": a.out, "energy_key": a.energy_key,
+            "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
+            "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut}
+    run = load(a.config, over)
+    if not run.data or not run.split:
+        raise ValueError("fit needs --data and --split (or data/split in --config)")
+    print(json.dumps(run_fit(run, resume=a.resume), indent=1))
+
+
+def cmd_evaluate(a):
+    from .evaluate import evaluate
+    metrics = evaluate(a.run_dir, a.data, a.split, a.energy_key)
+    for mark, m in metrics.items():
+        print(f"{mark:6} config MAE {m['mae']:.4f} eV   per-atom MAE {m['mae_per_atom']:.4f} eV/atom")
+    print(f"wrote {a.run_dir}/predictions.csv, evaluation.json, parity.png", file=sys.stderr)
+
+
+def cmd_eip_report(a):
+    from .data import load_dataset
+    from .report import eip_report
+    from .splits import read_split
+    data = load_dataset(a.data, a.energy_key)
+    overall, best = eip_report(data, a.table, read_split(a.split, len(data)))
+    print("EIP accuracy on the test marks after per-species alignment on train (paper Table 2):")
+    print(overall.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("\nBest EIP per config_type (test marks):")
+    print(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def cmd_experiment(a):
+    from .experiment import run_experiment
+    run_experiment(a.config, a.out, quick=a.quick)
+    print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
+
+
+def cmd_convert(a):
+    from .readers import convert
+    n = convert(a.format, a.source, a.out)
+    print(f"wrote {a.out}: {n} configurations", file=sys.stderr)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="kimtrain", description="SchNet/SOAPNet with knowledge from OpenKIM EIPs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("split", help="reproducible pool/train/val/test split (CSV)")
+    s.add_argument("data", nargs="+")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    for name, default in (("pool", 0.8), ("train", 0.12), ("val", 0.04), ("test", 0.04)):
+        s.add_argument(f"--{name}", type=float, default=default, help=f"fraction (default {default})")
+    s.add_argument("--stratify", default=None, help="config_type: split within each config_type")
+    s.add_argument("--pool-file", default=None, help="extra unlabelled configurations, all pool (ids follow DATA)")
+    s.add_argument("--energy-key", default=None)
+    s.set_defaults(func=cmd_split)
+    f = sub.add_parser("fit", help="train one model with one strategy")
+    f.add_argument("--data", nargs="+")
+    f.add_argument("--split")
+    f.add_argument("--model", choices=["schnet", "soapnet"])
+    f.add_argument("--out")
+    f.add_argument("--table", help="kimlabel table (for la, mp, mp+la)")
+    f.add_argument("--strategy", choices=["baseline", "la", "mp", "mp+la"])
+    f.add_argument("--alpha", type=float, help="LA weight (default: chosen on validation)")
+    f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
+    f.add_argument("--epochs", type=int)
+    f.add_argument("--seed", type=int)
+    f.add_argument("--device", help="auto, cpu, cuda")
+    f.add_argument("--config", help="YAML with any option; flags override it")
+    f.add_argument("--energy-key")
+    f.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    f.set_defaults(func=cmd_fit)
+    e = sub.add_parser("evaluate", help="predictions, MAEs and a parity plot for a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--data", nargs="+", required=True)
+    e.add_argument("--split")
+    e.add_argument("--energy-key")
+    e.set_defaults(func=cmd_evaluate)
+    r = sub.add_parser("eip-report", help="EIP accuracy against DFT after alignment")
+    r.add_argument("--data", nargs="+", required=True)
+    r.add_argument("--table", required=True)
+    r.add_argument("--split", required=True)
+    r.add_argument("--energy-key")
+    r.set_defaults(func=cmd_eip_report)
+    x = sub.add_parser("experiment", help="the paper's protocol over datasets, models, strategies and seeds")
+    x.add_argument("config")
+    x.add_argument("--out", default="runs/experiment")
+    x.add_argument("--quick", action="store_true", help="few epochs, small pool, one seed (for tests)")
+    x.set_defaults(func=cmd_experiment)
+    c = sub.add_parser("convert", help="ANI-Al HDF5 or DeePMD folders to extxyz")
+    c.add_argument("format", choices=["ani-al", "deepmd"])
+    c.add_argument("source")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_convert)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("kimtrain: interrupted; rerun with --resume (fit) or the same command (experiment) to continue",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"kimtrain: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

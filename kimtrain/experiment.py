@@ -1,0 +1,130 @@
+"""`kimtrain experiment CONFIG.yaml`: the paper's protocol (Table 3) and its ablations.
+
+For each dataset, split seed, model and strategy: train, select on validation, score on test.
+Finished runs (metrics.json present) are skipped, so an interrupted experiment continues where
+it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (std) over seeds).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .config import from_dict
+from .data import load_dataset
+from .fit import load_context, run_fit
+from .report import results_markdown
+from .splits import make_split, write_split
+
+QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 150, "seeds": [0],
+         "alphas": [0.1, 1.0], "models": None}
+
+
+def _table(ds: dict, paths, out: Path) -> str:
+    """The dataset's kimlabel table: given, or labelled now (resumable) into OUT/table.parquet."""
+    if ds.get("table"):
+        return ds["table"]
+    path = out / "table.parquet"
+    if not path.exists():
+        from kimlabel.job import LabelJob
+        from kimlabel.registry import resolve
+        resume = path.with_name(path.name + ".parts").exists()
+        LabelJob(paths, resolve(ds["potentials"]), path, jobs=2, resume=resume,
+                 energy_key=ds.get("energy_key")).run()
+    return str(path)
+
+
+def _split(ds: dict, data, n_main: int, seed: int, quick: dict | None) -> pd.DataFrame:
+    fr = {k: float(v) for k, v in ds.get("split", {}).items() if k in ("pool", "train", "val", "test")}
+    fr = fr or {"pool": 0.8, "train": 0.12, "val": 0.04, "test": 0.04}
+    strat = ds.get("split", {}).get("stratify")
+    groups = [data.config_type[i] or "" for i in range(n_main)] if strat else None
+    split = make_split(n_main, seed, fr, groups, len(data) - n_main)
+    if quick:
+        pool = split.index[split.mark == "pool"].to_numpy()
+        rng = np.random.default_rng(seed)
+        drop = rng.permutation(pool)[quick["pool_max"]:]
+        split.loc[drop, "mark"] = "unused"
+    return split
+
+
+def _runs(spec: dict, ablations: dict):
+    """(label, strategy options) for the main strategies and the requested ablations."""
+    for s in spec["strategies"]:
+        yield s, {"strategy": s}
+    if ablations.get("tukey"):
+        yield "la (MSE, no Tukey)", {"strategy": "la", "tukey": False}
+    for third in ("low", "medium", "high") if ablations.get("confidence") else ():
+        yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
+
+
+def run_experiment(config_path, out, quick: bool = False) -> pd.DataFrame:
+    spec = yaml.safe_load(Path(config_path).read_text())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
+    seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
+    models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
+    ablations = spec.get("ablations") or {}
+    rows = []
+    for ds in spec["datasets"]:
+        ds_out = out / ds["name"]
+        main = list(ds["data"])
+        paths = main + ([ds["pool_file"]] if ds.get("pool_file") else [])
+        data = load_dataset(paths, ds.get("energy_key"))
+        n_main = len(load_dataset(main, ds.get("energy_key"))) if ds.get("pool_file") else len(data)
+        table = _table(ds, paths, ds_out)
+        for seed in seeds:
+            split = _split(ds, data, n_main, seed, q)
+            split_path = ds_out / "splits" / f"seed{seed}.csv"
+            write_split(split, split_path)
+            for model in models:
+                run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
+                ctx = load_context(run, split)
+                seed_dir = ds_out / model / f"seed{seed}"
+                labels = list(_runs(spec, ablations)) + _eip_subset_runs(ctx, ablations, table)
+                for label, opts in labels:
+                    r = copy.deepcopy(run)
+                    for k, v in opts.items():
+                        setattr(r.strategy, k, v)
+                    r.out = str(seed_dir / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
+                    done = Path(r.out) / "metrics.json"
+                    shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
+                    m = json.loads(done.read_text()) if done.exists() else run_fit(r, ctx=ctx, shared=shared)
+                    rows.append({**m, "dataset": ds["name"], "model": model, "strategy": label, "seed": seed})
+                    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+                if ablations.get("tsne") and "mp" in spec["strategies"] and seed == seeds[0]:
+                    from .tsne import tsne_before_after
+                    tsne_before_after(ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png")
+    df = pd.DataFrame(rows)
+    (out / "results.md").write_text(results_markdown(df, spec, quick))
+    return df
+
+
+def _run_config(spec, ds, paths, split, table, model, seed, q):
+    raw = {"data": paths, "split": split, "table": table, "energy_key": ds.get("energy_key"),
+           "model": dict(spec.get("model") or {}, **(ds.get("model") or {}), name=model),
+           "train": dict(spec.get("train") or {}, seed=seed),
+           "strategy": dict(spec.get("strategy") or {})}
+    if q:
+        raw["train"]["epochs"] = q["epochs"]
+        raw["strategy"].update(classifier_epochs=q["classifier_epochs"], pretrain_epochs=q["pretrain_epochs"],
+                               alphas=q["alphas"])
+    return from_dict(raw, f"experiment {ds['name']}")
+
+
+def _eip_subset_runs(ctx, ablations, table):
+    """Table 7 ablation: LA with the best-1, worst-1 and best+worst EIP by validation error."""
+    if not ablations.get("eip_subsets"):
+        return []
+    from .alignment import align, eip_errors, load_eip_table
+    labels = align(load_eip_table(table, len(ctx.data)), ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species)
+    err = eip_errors(labels, ctx.dft, ctx.data.n_atoms, ctx.idx["val"]).dropna().sort_values("mae_per_atom")
+    best, worst = err.eip.iloc[0], err.eip.iloc[-1]
+    return [(f"la (best-1 {best})", {"strategy": "la", "eips": [best]}),
+            (f"la (worst-1 {worst})", {"strategy": "la", "eips": [worst]}),
+            ("la (best+worst)", {"strategy": "la", "eips": [best, worst]})]

@@ -1,0 +1,53 @@
+"""Tables people read: EIP accuracy against DFT (paper Table 2) and experiment results (Table 3)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .alignment import align, eip_errors, load_eip_table
+
+
+def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per EIP: test config MAE (eV) and per-atom MAE (eV/atom) after alignment on train; and the
+    best EIP (lowest per-atom MAE) per config_type on the test marks."""
+    from .splits import indices
+    train, test = indices(split, "train"), indices(split, "test")
+    labels = align(load_eip_table(table_path, len(data)), data.atoms, data.energy, train, data.species)
+    overall = eip_errors(labels, data.energy, data.n_atoms, test).sort_values("mae_per_atom", ignore_index=True)
+    types = np.array([t or "(none)" for t in data.config_type])
+    best = []
+    for ct in sorted(set(types[test])):
+        ids = test[types[test] == ct]
+        e = eip_errors(labels, data.energy, data.n_atoms, ids).dropna().sort_values("mae_per_atom")
+        if len(e):
+            best.append({"config_type": ct, "n_test": len(ids), "best_eip": e.eip.iloc[0],
+                         "mae_per_atom": e.mae_per_atom.iloc[0]})
+    return overall, pd.DataFrame(best)
+
+
+def _mean_std(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.4f} ({v.std():.4f})" if len(v) > 1 else f"{v.mean():.4f}"
+
+
+def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
+    """Table 3-style markdown: config MAE (eV) and per-atom MAE (eV/atom), mean (std) over seeds,
+    and the change of per-atom MAE against the baseline."""
+    lines = ["# kimtrain experiment results", "",
+             f"{'QUICK run (few epochs, small pool): for testing the pipeline, not for conclusions. ' if quick else ''}"
+             f"Seeds: {sorted(df.seed.unique().tolist())}; test-set metrics of the best-validation checkpoint.", ""]
+    for (ds, model), g in df.groupby(["dataset", "model"], sort=False):
+        base = g[g.strategy == "baseline"].test_mae_per_atom.mean() if (g.strategy == "baseline").any() else np.nan
+        lines += [f"## {ds} / {model}", "",
+                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
+                  "|---|---|---|---|---|---|---|"]
+        for strategy, s in g.groupby("strategy", sort=False):
+            change = (s.test_mae_per_atom.mean() - base) / base * 100 if strategy != "baseline" else np.nan
+            acc = (f"{s.classifier_val_accuracy.mean():.2f} / {s.classifier_val_chance.mean():.2f}"
+                   if "classifier_val_accuracy" in s and s.classifier_val_accuracy.notna().any() else "")
+            sel = f"{s.n_selected.mean():.0f}" if "n_selected" in s and s.n_selected.notna().any() else ""
+            alpha = ",".join(f"{a:g}" for a in s.alpha.dropna()) if "alpha" in s else ""
+            lines.append(f"| {strategy} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
+                         f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
+        lines.append("")
+    return "\n".join(lines)
