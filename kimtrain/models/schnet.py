@@ -27,6 +27,11 @@ class SchNet(AtomisticModel):
         self.filter_out = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(n_blocks))
         self.in2f = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(n_blocks))
         self.f2out = nn.ModuleList(mlp([hidden, hidden, hidden]) for _ in range(n_blocks))
+        for layer in self.modules():  # SchNet's usual initialisation: Xavier weights, zero biases
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     def atom_features(self, batch) -> torch.Tensor:
         d = batch.vectors().norm(dim=-1)

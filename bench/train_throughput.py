@@ -1,0 +1,157 @@
+"""SchNet training throughput: kimtrain vs PyTorch Geometric's SchNet, same data, batches and settings.
+
+64-atom Si cells (Si_fitsnap VASP frames from ../shared/data), batch 32, hidden 128, 5 interaction
+blocks, 50 Gaussians, cutoff 5 A; PyG gets its edges from the same neighbour list (full list, both
+directions), since radius_graph needs torch_cluster. Both learn per-atom energies with the same
+per-species reference and scale. Prints configurations/s, the ratio, and validation MAE after the
+same number of steps; then peak memory of one training step on 256-atom Al cells at 7 A, batch 32.
+    python bench/train_throughput.py [--steps 150] [--device cpu|cuda]
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kimtrain.data import load_dataset
+from kimtrain.graphs import build_graphs, collate
+from kimtrain.models import SchNet
+from kimtrain.reference import fit_species_reference
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "Si_fitsnap.extxyz.gz"
+
+
+class PeriodicEdges(torch.nn.Module):
+    """PyG interaction graph: the current batch's pairs in both directions, distances from positions."""
+
+    def use(self, batch):
+        self.src = torch.cat([batch.edge_j, batch.edge_i])
+        self.dst = torch.cat([batch.edge_i, batch.edge_j])
+        self.shift = torch.cat([batch.shift, -batch.shift])
+
+    def forward(self, pos, _batch):
+        return torch.stack([self.src, self.dst]), (pos[self.src] - pos[self.dst] + self.shift).norm(dim=-1)
+
+
+class PygModel(torch.nn.Module):
+    """torch_geometric SchNet fed with the periodic edges of a kimtrain Batch."""
+
+    def __init__(self, mu, scale, cutoff):
+        super().__init__()
+        from torch_geometric.nn.models import SchNet as PygSchNet
+        atomref = torch.zeros(100, 1)
+        atomref[14] = mu
+        self.edges = PeriodicEdges()
+        self.net = PygSchNet(hidden_channels=128, num_filters=128, num_interactions=5, num_gaussians=50,
+                             cutoff=cutoff, interaction_graph=self.edges, mean=0.0, std=scale, atomref=atomref)
+
+    def forward(self, batch):
+        self.edges.use(batch)
+        return self.net(batch.numbers, batch.positions, batch.batch)
+
+
+def train(model, graphs, energies, n_atoms, steps, device, seed=0):
+    """`steps` Adam steps on per-atom MSE with batches of 32; returns (seconds, model)."""
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    rng = np.random.default_rng(seed)
+    batches = [rng.choice(len(graphs), 32, replace=False) for _ in range(steps)]
+    pre = [(collate([graphs[i] for i in b]).to(device), torch.tensor(energies[b] / n_atoms[b], dtype=torch.float32,
+                                                                    device=device)) for b in batches]
+    for batch, target in pre[:3]:  # warm-up
+        loss = ((model(batch).view(-1) / batch.n_atoms - target) ** 2).mean()
+        loss.backward()
+        opt.zero_grad()
+    sync(device)
+    t0 = time.perf_counter()
+    for batch, target in pre:
+        loss = ((model(batch).view(-1) / batch.n_atoms - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sync(device)
+    return time.perf_counter() - t0, model
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def val_mae(model, graphs, energies, n_atoms, device):
+    model.eval()
+    pred = np.concatenate([model(collate(graphs[s:s + 32]).to(device)).view(-1).cpu().numpy()
+                           for s in range(0, len(graphs), 32)])
+    return float(np.mean(np.abs(pred - energies) / n_atoms))
+
+
+def memory_step(which: str, device: str):
+    """Child process: one training step on 32 rattled 256-atom Al cells at 7 A; prints peak memory (MB)."""
+    from ase.build import bulk
+    frames = []
+    for k in range(32):
+        at = bulk("Al", "fcc", a=4.05, cubic=True).repeat((4, 4, 4))
+        at.rattle(0.05, seed=k)
+        frames.append(at)
+    graphs = build_graphs(frames, 7.0)
+    dev = torch.device(device)
+    model = (SchNet(cutoff=7.0) if which == "kimtrain" else PygModel(-3.7, 0.05, 7.0)).to(dev)
+    batch = collate(graphs).to(dev)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model(batch).sum().backward()
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+    print(f"{peak:.0f}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.memory_child:
+        return memory_step(*a.memory_child)
+    if not DATA.exists():
+        sys.exit(f"{DATA} not found: the benchmark uses the Si_fitsnap set of ../shared/data")
+    device = torch.device(a.device)
+    data = load_dataset([DATA])
+    keep = np.flatnonzero(data.n_atoms == 64)
+    rng = np.random.default_rng(0)
+    keep = rng.permutation(keep)
+    tr, va = keep[:512], keep[512:768]
+    atoms = [data.atoms[i] for i in keep]
+    graphs = dict(zip(keep, build_graphs(atoms, 5.0, key=data.key + "|bench64")))
+    mu = fit_species_reference([data.atoms[i] for i in tr], data.energy[tr], ["Si"])["Si"]
+    scale = float(np.std(data.energy[tr] / 64 - mu))
+    e, n = data.energy, data.n_atoms
+    g_tr, g_va = [graphs[i] for i in tr], [graphs[i] for i in va]
+    print(f"# device {device}, torch {torch.__version__}, {os.cpu_count()} CPU cores; 64-atom Si_fitsnap cells, "
+          f"batch 32, {a.steps} steps")
+    results = {}
+    for name in ("kimtrain", "pyg"):
+        torch.manual_seed(0)
+        if name == "kimtrain":
+            model = SchNet(hidden=128, n_blocks=5, n_rbf=50, cutoff=5.0)
+            model.species_ref[14, 0], model.scale[0] = mu, scale
+        else:
+            model = PygModel(mu, scale, 5.0)
+        secs, model = train(model, g_tr, e[tr], n[tr], a.steps, device)
+        results[name] = (32 * a.steps / secs, val_mae(model, g_va, e[va], n[va], device))
+        print(f"{name:9} {results[name][0]:8.1f} configs/s   val MAE {1000 * results[name][1]:.1f} meV/atom", flush=True)
+    print(f"speed ratio kimtrain / PyG: {results['kimtrain'][0] / results['pyg'][0]:.2f}")
+    for name in ("kimtrain", "pyg"):
+        out = subprocess.run([sys.executable, __file__, "--device", a.device, "--memory-child", name, a.device],
+                             capture_output=True, text=True)
+        peak = out.stdout.strip() or f"failed: {out.stderr.strip().splitlines()[-1:]}"
+        print(f"peak memory, one step on 32 x 256-atom Al cells at 7 A ({name}): {peak} MB")
+
+
+if __name__ == "__main__":
+    main()
