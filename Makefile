@@ -17,12 +17,19 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 test: install
 	$(PY) -m pytest -q -ra tests
 
-demo: install  ## label the bundled Si DFT demo set and pool, then the EIP report and the demo experiment
-	@mkdir -p $(RUNS)/demo
-	kimlabel label data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --potentials si --out $(RUNS)/demo/table.parquet --jobs 2
-	kimtrain split data/si_demo_dft.extxyz.gz --pool-file data/si_demo_pool.extxyz.gz --seed 0 --out $(RUNS)/demo/split.csv
-	kimtrain eip-report --data data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --table $(RUNS)/demo/table.parquet --split $(RUNS)/demo/split.csv
-	kimtrain experiment configs/demo.yaml --out $(RUNS)/demo/experiment
+DEMO := $(RUNS)/demo
+DEMO_DATA := data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz
+
+demo: install $(DEMO)/si-demo/table.parquet  ## EIP table, EIP report and the demo experiment on the bundled Si set
+	kimtrain split data/si_demo_dft.extxyz.gz --pool-file data/si_demo_pool.extxyz.gz --seed 0 \
+	  --pool 0.5 --train 0.2 --val 0.1 --test 0.2 --stratify config_type --out $(DEMO)/split.csv
+	kimtrain eip-report --data $(DEMO_DATA) --table $(DEMO)/si-demo/table.parquet --split $(DEMO)/split.csv
+	kimtrain experiment configs/demo.yaml --out $(DEMO)
+	@cat $(DEMO)/results.md
+
+$(DEMO)/si-demo/table.parquet: $(DEMO_DATA)
+	@mkdir -p $(@D)
+	kimlabel label $(DEMO_DATA) --potentials si --out $@ --jobs 2 --resume
 
 bench: install
 	$(PY) bench/label_throughput.py

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .inputs import file_sha256, iter_configs
 from .runner import evaluate_stream
-from .schema import forces_path, forces_schema, table_schema, with_metadata
+from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
 
 
 def versions() -> dict:
@@ -80,6 +80,11 @@ class LabelJob:
     def run(self) -> dict:
         """Label all inputs of this shard; returns a summary {n_configs, status counts}."""
         i_shard, n_shard = self.shard
+        if self.resume and self.out.exists() and not self.parts.exists():
+            meta = read_metadata(self.out)
+            if {k: meta.get(k) for k in self.manifest()} == self.manifest():
+                return {"n_configs": pq.read_metadata(self.out).num_rows, "n_configs_total": meta["n_configs_total"],
+                        "status": {}}
         configs = iter_configs(self.inputs, self.energy_key)
         done = set()
         if self.parts.exists():
