@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 
 from .schema import energy_col, force_cols, status_col
-from .session import Geometry, KIMModel, UnsupportedSpecies, status_of
+from .session import Geometry, KIMModel, UnsupportedSpecies, silence_stdout, status_of
 
 
 class Evaluator:
@@ -93,6 +93,7 @@ def init_worker(potentials, forces, scratch=None):
     global _WORKER
     faulthandler.disable()  # a crashing model is handled by the parent; no traceback dump
     os.chdir(scratch or tempfile.mkdtemp(prefix="kimlabel-"))
+    silence_stdout()  # some drivers print banners when created
     _WORKER = Evaluator(potentials, forces)
 
 

@@ -1,10 +1,8 @@
 """Potential sets: potentials.yaml (system -> {short name: KIM ID}) and installed-model discovery."""
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sys
 from pathlib import Path
 
 import yaml
@@ -74,30 +72,29 @@ def installed_models() -> list[str]:
     return sorted(col.get_item_name_by_type(i) for i in range(n))
 
 
-@contextlib.contextmanager
-def native_stdout_silenced():
-    """Send file descriptor 1 to /dev/null: some model drivers print banners when created."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
+def _scan(species):
+    from .session import KIMModel, ModelInitError, silence_stdout
+    silence_stdout()
+    found = []
+    for kim_id in installed_models():
         try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+            supported = KIMModel.supported_species_of(kim_id)
+        except ModelInitError:
+            continue
+        if set(species) <= set(supported):
+            found.append({"kim_id": kim_id, "species": sorted(supported)})
+    return found
 
 
 def models_for_species(species: list[str]) -> list[dict]:
-    """Installed portable models whose supported species (asked of the KIM API) cover `species`."""
-    from .session import KIMModel, ModelInitError
-    found = []
-    with native_stdout_silenced():
-        for kim_id in installed_models():
-            try:
-                supported = KIMModel.supported_species_of(kim_id)
-            except ModelInitError:
-                continue
-            if set(species) <= set(supported):
-                found.append({"kim_id": kim_id, "species": sorted(supported)})
-    return found
+    """Installed portable models whose supported species (asked of the KIM API) cover `species`.
+
+    Every installed model is created once, in a child process (some drivers print banners).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .runner import process_context
+    from .session import flush_c_stdio
+    flush_c_stdio()
+    with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
+        return pool.submit(_scan, list(species)).result()

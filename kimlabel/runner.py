@@ -17,6 +17,7 @@ import pandas as pd
 
 from .evaluator import crashed_result, evaluate_chunk, init_worker, merge_model_results
 from .inputs import from_atoms
+from .session import flush_c_stdio
 
 
 @contextlib.contextmanager
@@ -37,13 +38,14 @@ def batched(iterable, n):
         yield chunk
 
 
-def _context():
+def process_context():
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _pool(jobs, potentials, forces, scratch):
-    return ProcessPoolExecutor(jobs, mp_context=_context(), initializer=init_worker,
+    flush_c_stdio()  # a forked worker would print the parent's unflushed C output again
+    return ProcessPoolExecutor(jobs, mp_context=process_context(), initializer=init_worker,
                                initargs=(potentials, forces, scratch))
 
 

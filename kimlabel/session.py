@@ -7,7 +7,9 @@ same configuration whatever was evaluated before.
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 
 import numpy as np
 
@@ -164,6 +166,20 @@ class Geometry:
 
     def padding_within(self, influence: float) -> np.ndarray:
         return self.overhang <= influence + 1e-9
+
+
+def silence_stdout():
+    """Send this process's file descriptor 1 to /dev/null for good (worker processes only):
+    model drivers print banners through C and C++ buffers that outlive any temporary redirect."""
+    flush_c_stdio()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+
+
+def flush_c_stdio():
+    """Flush C-level stdio buffers (model drivers print through them; forked children would repeat them)."""
+    ctypes.CDLL(None).fflush(None)
 
 
 def status_of(energy: float, n_atoms: int, forces=None) -> str:
