@@ -75,17 +75,21 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_command(prog: str, args, interrupted: str | None = None) -> int:
+    """Run args.func; user errors print one line naming the problem (exit 2), Ctrl-C exits 130."""
     try:
         args.func(args)
     except KeyboardInterrupt as err:
-        print(f"kimlabel: {err}", file=sys.stderr)
+        print(f"{prog}: {interrupted or err}", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, RuntimeError) as err:
-        print(f"kimlabel: error: {err}", file=sys.stderr)
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None):
+    return run_command("kimlabel", build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def cmd_eip_report(a):
 
 def cmd_experiment(a):
     from .experiment import run_experiment
-    run_experiment(a.config, a.out, quick=a.quick)
+    run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds)
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
 
@@ -111,6 +111,8 @@ def build_parser():
     x.add_argument("config")
     x.add_argument("--out", default="runs/experiment")
     x.add_argument("--quick", action="store_true", help="few epochs, small pool, one seed (for tests)")
+    x.add_argument("--models", type=lambda t: t.split(","), help="override the config's models, e.g. soapnet")
+    x.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], help="override the seeds, e.g. 0,1")
     x.set_defaults(func=cmd_experiment)
     c = sub.add_parser("convert", help="ANI-Al HDF5 or DeePMD folders to extxyz")
     c.add_argument("format", choices=["ani-al", "deepmd"])
@@ -121,17 +123,9 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except KeyboardInterrupt:
-        print("kimtrain: interrupted; rerun with --resume (fit) or the same command (experiment) to continue",
-              file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"kimtrain: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    from kimlabel.cli import run_command
+    return run_command("kimtrain", build_parser().parse_args(argv),
+                       "interrupted; rerun with --resume (fit) or the same command (experiment) to continue")
 
 
 if __name__ == "__main__":

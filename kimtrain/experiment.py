@@ -62,8 +62,10 @@ def _runs(spec: dict, ablations: dict):
         yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
 
 
-def run_experiment(config_path, out, quick: bool = False) -> pd.DataFrame:
+def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None) -> pd.DataFrame:
+    """Run the experiment in CONFIG; `models` / `seeds` override the file's lists."""
     spec = yaml.safe_load(Path(config_path).read_text())
+    spec.update({k: v for k, v in (("models", models), ("seeds", seeds)) if v})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
