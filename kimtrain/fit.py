@@ -1,6 +1,7 @@
 """`kimtrain fit`: train one model with one strategy (baseline, la, mp, mp+la) and score it on test."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
-    ctx = ctx or load_context(run)
+    ctx = dataclasses.replace(ctx, run=run) if ctx is not None else load_context(run)
     extra = {}
     if strategy == "baseline":
         model, best = train_energy(ctx, out, resume=resume)
