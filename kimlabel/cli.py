@@ -41,6 +41,9 @@ def cmd_label(args):
         bad = {k: v for k, v in counts.items() if k != "ok"}
         if bad:
             print(f"  {name}: " + ", ".join(f"{v} {k}" for k, v in sorted(bad.items())), file=sys.stderr)
+        if summary.get("unsupported", {}).get(name):
+            print(f"  {name} ({job.potentials[name]}) does not support species "
+                  f"{', '.join(summary['unsupported'][name])}", file=sys.stderr)
 
 
 def cmd_merge(args):

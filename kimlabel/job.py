@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from ase.formula import Formula
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -123,17 +124,20 @@ class LabelJob:
         meta = dict(self.manifest(), n_configs_total=n_total, **versions())
         parts = sorted(self.parts.glob("part-*.parquet"))
         schema = with_metadata(table_schema(self.potentials), meta)
-        counts, n_rows = {}, 0
+        counts, lacking, n_rows = {}, {}, 0
         tmp = self.out.with_name(self.out.name + ".tmp")
         with pq.ParquetWriter(tmp, schema) as writer:
             for part in parts:
                 t = pq.read_table(part).cast(schema)
                 writer.write_table(t)
                 n_rows += t.num_rows
+                formulas = t.column("formula").to_pylist()
                 for name in self.potentials:
-                    for s in t.column(f"status__{name}").to_pylist():
+                    for s, formula in zip(t.column(f"status__{name}").to_pylist(), formulas):
                         counts.setdefault(name, {}).setdefault(s, 0)
                         counts[name][s] += 1
+                        if s == "unsupported_species":
+                            lacking.setdefault(name, set()).update(Formula(formula).count())
         if self.forces:
             fparts = sorted(self.parts.glob("forces-*.parquet"))
             fschema = with_metadata(forces_schema(self.potentials), meta)
@@ -146,4 +150,9 @@ class LabelJob:
         if self.csv:
             pq.read_table(self.out).to_pandas().to_csv(self.out.with_suffix(".csv"), index=False)
         shutil.rmtree(self.parts)
-        return {"n_configs": n_rows, "n_configs_total": n_total, "status": counts}
+        return {"n_configs": n_rows, "n_configs_total": n_total, "status": counts,
+                "unsupported": {n: self._unsupported(n, sp) for n, sp in lacking.items()}}
+
+    def _unsupported(self, name, seen) -> list:
+        from .session import KIMModel
+        return sorted(set(seen) - set(KIMModel.supported_species_of(self.potentials[name])))

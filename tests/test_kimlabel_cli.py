@@ -53,7 +53,7 @@ def test_energy_key(tmp_path):
     assert list(pd.read_parquet(out).energy_ref) == [-40.0, -41.0, -42.0]
 
 
-def test_every_status_from_real_cases(tmp_path):
+def test_every_status_from_real_cases(tmp_path, capsys):
     frames = [
         bulk("Si", "diamond", a=5.43),                           # ok
         Atoms("Xe", positions=[[0, 0, 0]]),                      # unsupported_species
@@ -73,6 +73,8 @@ def test_every_status_from_real_cases(tmp_path):
     assert math.isnan(df.loc[1, "energy__SW_Balamane"])
     em = df["status__EMT_Standard"]  # the KIM ID takes its registry name
     assert em[4] == "model_error" and em[0] == "unsupported_species"
+    err = capsys.readouterr().err
+    assert "SW_Balamane (SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004) does not support species Al, Xe" in err
 
 
 def _big_input(tmp_path, n=2500):
