@@ -122,12 +122,51 @@ def dft(atoms):
     return out
 
 
+def write_readme(labelled, pool_frames):
+    """data/README.md: method, settings, counts and per-atom energy ranges of the committed files."""
+    rows = {}
+    for a in labelled:
+        rows.setdefault(a.info["config_type"], []).append((len(a), a.get_potential_energy() / len(a)))
+    pool_counts = {}
+    for a in pool_frames:
+        pool_counts[a.info["config_type"]] = pool_counts.get(a.info["config_type"], 0) + 1
+    lines = ["# Bundled silicon DFT demo set", "",
+             "Computed by this project with `data/build_dft_demo.py` (`make data-demo`), not taken from elsewhere.", "",
+             "- `si_demo_dft.extxyz.gz`: configurations with DFT total energy (eV, `get_potential_energy()`),",
+             "  forces (eV/A, `get_forces()`), `config_type` and `dft_settings` in `info`.",
+             "- `si_demo_pool.extxyz.gz`: an unlabelled pool of configurations of the same kinds (no DFT),",
+             "  generated with another random seed (the paper's setting of many configurations without DFT).",
+             "- `samples/`: small unlabelled sample sets for `make label-si/-al/-agau` (`samples/make_samples.py`).", "",
+             "## Method", "",
+             f"GPAW {SETTINGS['code']}, {SETTINGS['xc']}, plane-wave cutoff {SETTINGS['ecut_eV']:.0f} eV, "
+             f"Monkhorst-Pack k-points at a density of {SETTINGS['kpt_density_per_invA']} per A^-1 "
+             "(gamma-centred; Gamma point only for the non-periodic clusters), Fermi-Dirac smearing 0.1 eV, "
+             "the same settings for every configuration. GPAW energies are relative to its non-spin-polarised "
+             "reference atoms, so per-atom energies are about -5.4 eV for diamond Si; EIP energies need the usual "
+             "per-species alignment before comparison. Structures are built with ASE: strained (+-6 %), sheared and "
+             "rattled diamond, beta-tin, simple cubic, bcc, fcc, hcp, random dense packings (6-10 atoms), "
+             "clusters of 2-10 atoms in a box with 3.5 A of vacuum (non-periodic), vacancies and (100)/(111) "
+             "slabs with vacuum. At most 16 atoms per configuration.", "",
+             f"## Contents: {len(labelled)} labelled configurations, {len(pool_frames)} pool configurations", "",
+             "| config_type | labelled | atoms | E/atom min / max (eV) | pool |", "|---|---|---|---|---|"]
+    for ct, v in rows.items():
+        n, e = np.array([x[0] for x in v]), np.array([x[1] for x in v])
+        lines.append(f"| {ct} | {len(v)} | {n.min()}-{n.max()} | {e.min():.3f} / {e.max():.3f} | {pool_counts.get(ct, 0)} |")
+    e_all = np.array([a.get_potential_energy() / len(a) for a in labelled])
+    lines += ["", f"All labelled configurations: E/atom {e_all.min():.3f} to {e_all.max():.3f} eV, "
+              f"median {np.median(e_all):.3f} eV."]
+    (HERE / "README.md").write_text("\n".join(lines) + "\n")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--n-dft", type=int, default=400)
     p.add_argument("--n-pool", type=int, default=3000)
+    p.add_argument("--readme-only", action="store_true", help="rewrite data/README.md from the committed files")
     args = p.parse_args()
+    if args.readme_only:
+        return write_readme(read(HERE / "si_demo_dft.extxyz.gz", ":"), read(HERE / "si_demo_pool.extxyz.gz", ":"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     build = HERE / ".build"; build.mkdir(exist_ok=True)
     pool_frames = generate(args.n_pool, seed=2)
@@ -148,6 +187,7 @@ def main():
         a.info["dft_settings"] = "GPAW PW 300 eV, PBE, k-density 2.0/A^-1 (gamma-centred; Gamma for clusters), FD 0.1 eV"
     with gzip.open(HERE / "si_demo_dft.extxyz.gz", "wt") as fh:
         write(fh, labelled, format="extxyz")
+    write_readme(labelled, pool_frames)
     print(f"wrote {len(labelled)} labelled frames and {len(pool_frames)} pool frames")
 
 
