@@ -158,7 +158,7 @@ class Geometry:
                 # distance (A) of each ghost beyond the cell, a lower bound of its distance to any atom
                 d_perp = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
                 s = np.linalg.solve(cell.T, pad.T).T
-                beyond = (np.maximum(s - 1.0, 0.0) + np.maximum(-s, 0.0)) * d_perp
+                beyond = (np.maximum(s - 1.0, 0.0) + np.maximum(-s, 0.0)) * d_perp * pbc_i  # periodic axes only
                 self.overhang = np.concatenate([self.overhang, beyond.max(axis=1)])
                 coords = np.concatenate([coords, pad])
                 self.image = np.concatenate([self.image, np.asarray(pad_image)])

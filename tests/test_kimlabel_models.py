@@ -1,7 +1,7 @@
 """kimlabel against independent references: ASE's KIM calculator, finite differences, history."""
 import numpy as np
 import pytest
-from ase.build import bulk
+from ase.build import bulk, diamond100
 from ase.calculators.kim import KIM
 
 import kimlabel
@@ -10,8 +10,17 @@ from kimlabel.schema import energy_col, force_cols, status_col
 
 from conftest import agau_cells, rattled
 
+def slab_outside_cell():
+    """A (100) slab periodic in x, y only, shifted out of its cell along z."""
+    slab = diamond100("Si", size=(2, 2, 6), vacuum=3.0, a=5.43)
+    slab.pbc = (True, True, False)
+    slab.positions[:, 2] += 5.0
+    slab.rattle(0.05, seed=0)
+    return slab
+
+
 SETS = {
-    "si": rattled("Si", n=3, seed=2) + [bulk("Si", "diamond", a=5.43)],
+    "si": rattled("Si", n=3, seed=2) + [bulk("Si", "diamond", a=5.43), slab_outside_cell()],
     "al": rattled("Al", "fcc", a=4.05, n=3, seed=3) + [bulk("Al", "fcc", a=4.05)],
     "agau": agau_cells(3, seed=4),
 }
