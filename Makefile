@@ -5,7 +5,7 @@ SHARED ?= ../shared/data
 RUNS ?= runs
 PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest
 
-.PHONY: install test demo bench label-si label-al label-agau data-demo data-si data-al train-si train-al train-agau
+.PHONY: install test demo bench label-si label-al label-agau data-demo data-si data-al data-agau train-si train-al train-agau
 
 install:  ## system KIM API + models (Debian), torch (local CPU build when present), the project (editable)
 	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
@@ -49,10 +49,14 @@ data-al: install  ## ANI-Al (needs network)
 	$(PY) -m kimtrain.download al --out data/al
 data-si: install  ## KIM-Si training set (needs network)
 	$(PY) -m kimtrain.download si --out data/si
+data-agau: install  ## AgAu from the DP library: download its DeePMD folder to data/agau/raw yourself, then
+	kimtrain convert deepmd data/agau/raw --out data/agau/agau.extxyz.gz
 
+# The full experiment for one system: downloaded data when present (data/si, data/al, data/agau),
+# otherwise the bundled demo set (Si) or the third-party sets in ../shared/data (Al, Ag-Au).
 train-si: install
-	kimtrain experiment configs/si.yaml --out $(RUNS)/train-si
+	kimtrain experiment $(if $(wildcard data/si/*.extxyz*),configs/si-kim.yaml,configs/si-demo-full.yaml) --out $(RUNS)/train-si
 train-al: install
-	kimtrain experiment configs/al.yaml --out $(RUNS)/train-al
+	kimtrain experiment $(if $(wildcard data/al/*.extxyz*),configs/al-ani.yaml,configs/al.yaml) --out $(RUNS)/train-al
 train-agau: install
-	kimtrain experiment configs/agau.yaml --out $(RUNS)/train-agau
+	kimtrain experiment $(if $(wildcard data/agau/*.extxyz*),configs/agau-dp.yaml,configs/agau.yaml) --out $(RUNS)/train-agau

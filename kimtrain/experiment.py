@@ -7,6 +7,7 @@ it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (s
 from __future__ import annotations
 
 import copy
+import glob
 import json
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     rows = []
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
-        main = list(ds["data"])
+        main = _expand(ds["data"], ds["name"])
         paths = main + ([ds["pool_file"]] if ds.get("pool_file") else [])
         data = load_dataset(paths, ds.get("energy_key"))
         n_main = len(load_dataset(main, ds.get("energy_key"))) if ds.get("pool_file") else len(data)
@@ -105,6 +106,17 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     df = pd.DataFrame(rows)
     (out / "results.md").write_text(results_markdown(df, spec, quick))
     return df
+
+
+def _expand(patterns, name) -> list[str]:
+    """Data entries may be glob patterns (data/al/*.extxyz.gz); each must match something."""
+    paths = []
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not found:
+            raise ValueError(f"dataset {name}: no file matches {pattern!r} (download it first, see README)")
+        paths += found
+    return paths
 
 
 def _run_config(spec, ds, paths, split, table, model, seed, q):
