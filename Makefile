@@ -11,8 +11,9 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libkim-api-dev openkim-models pkg-config; }
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
-	@$(PY) -m pip show -q kimlabel >/dev/null 2>&1 && $(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || \
-	  $(PY) -m pip install -e '.[test]'
+	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test]'
+	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "as the 'root' user" || true
 
 test: install
 	$(PY) -m pytest -q -ra tests
