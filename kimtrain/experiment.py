@@ -1,8 +1,8 @@
 """`kimtrain experiment CONFIG.yaml`: the paper's protocol (Table 3) and its ablations.
 
 For each dataset, split seed, model and strategy: train, select on validation, score on test.
-Finished runs (metrics.json present) are skipped, so an interrupted experiment continues where
-it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (std) over seeds).
+Finished runs (metrics.json present) are skipped and unfinished ones resume from their last
+epoch, so an interrupted experiment continues where it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (std) over seeds).
 """
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     r.out = str(seed_dir / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
                     done = Path(r.out) / "metrics.json"
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
-                    m = json.loads(done.read_text()) if done.exists() else run_fit(r, ctx=ctx, shared=shared)
+                    m = (json.loads(done.read_text()) if done.exists()
+                         else run_fit(r, resume=True, ctx=ctx, shared=shared))
                     rows.append({**m, "dataset": ds["name"], "model": model, "strategy": label, "seed": seed})
                     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
                 if ablations.get("tsne") and "mp" in spec["strategies"] and seed == seeds[0]:
