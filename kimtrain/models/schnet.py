@@ -39,12 +39,10 @@ class SchNet(AtomisticModel):
         fcut = 0.5 * (torch.cos(d * (math.pi / self.cutoff)) + 1.0) * (d < self.cutoff)
         filters = self.filter_act(self.filter_in(rbf)).split(self.hidden, dim=-1)
         i, j = batch.edge_i, batch.edge_j
-        both = torch.cat([i, j])
         h = self.embedding(batch.numbers)
         for b in range(self.n_blocks):
             w = self.filter_out[b](filters[b]) * fcut[:, None]
             x = self.in2f[b](h)
-            messages = torch.cat([x[j] * w, x[i] * w])
-            agg = torch.zeros_like(x).index_add_(0, both, messages)
+            agg = torch.zeros_like(x).index_add_(0, i, x[j] * w).index_add_(0, j, x[i] * w)
             h = h + self.f2out[b](agg)
         return h
