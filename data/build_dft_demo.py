@@ -122,6 +122,11 @@ def dft(atoms):
     return out
 
 
+def gpaw_version() -> str:
+    import gpaw
+    return gpaw.__version__
+
+
 def write_readme(labelled, pool_frames):
     """data/README.md: method, settings, counts and per-atom energy ranges of the committed files."""
     rows = {}
@@ -138,7 +143,7 @@ def write_readme(labelled, pool_frames):
              "  generated with another random seed (the paper's setting of many configurations without DFT).",
              "- `samples/`: small unlabelled sample sets for `make label-si/-al/-agau` (`samples/make_samples.py`).", "",
              "## Method", "",
-             f"GPAW {SETTINGS['code']}, {SETTINGS['xc']}, plane-wave cutoff {SETTINGS['ecut_eV']:.0f} eV, "
+             f"{SETTINGS['code']} (GPAW {gpaw_version()}), {SETTINGS['xc']}, plane-wave cutoff {SETTINGS['ecut_eV']:.0f} eV, "
              f"Monkhorst-Pack k-points at a density of {SETTINGS['kpt_density_per_invA']} per A^-1 "
              "(gamma-centred; Gamma point only for the non-periodic clusters), Fermi-Dirac smearing 0.1 eV, "
              "the same settings for every configuration. GPAW energies are relative to its non-spin-polarised "
@@ -153,8 +158,10 @@ def write_readme(labelled, pool_frames):
         n, e = np.array([x[0] for x in v]), np.array([x[1] for x in v])
         lines.append(f"| {ct} | {len(v)} | {n.min()}-{n.max()} | {e.min():.3f} / {e.max():.3f} | {pool_counts.get(ct, 0)} |")
     e_all = np.array([a.get_potential_energy() / len(a) for a in labelled])
+    seconds = sum(float(a.info.get("dft_seconds", 0.0)) for a in labelled)
     lines += ["", f"All labelled configurations: E/atom {e_all.min():.3f} to {e_all.max():.3f} eV, "
-              f"median {np.median(e_all):.3f} eV."]
+              f"median {np.median(e_all):.3f} eV. The DFT calculations took {seconds / 3600:.1f} core-hours "
+              "(one process per configuration, two at a time on a 2-core machine)."]
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
 
 
