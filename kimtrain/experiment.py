@@ -94,6 +94,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     r = copy.deepcopy(run)
                     for k, v in opts.items():
                         setattr(r.strategy, k, v)
+                    if label not in spec["strategies"] and r.strategy.alpha is None:
+                        r.strategy.alpha = _chosen_alpha(rows, ds["name"], model, seed)
                     r.out = str(seed_dir / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
                     done = Path(r.out) / "metrics.json"
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
@@ -107,6 +109,14 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     df = pd.DataFrame(rows)
     (out / "results.md").write_text(results_markdown(df, spec, quick))
     return df
+
+
+def _chosen_alpha(rows, dataset, model, seed):
+    """Ablations reuse the alpha that the main LA run chose on validation (None: sweep again)."""
+    for row in rows:
+        if (row["dataset"], row["model"], row["seed"], row["strategy"]) == (dataset, model, seed, "la"):
+            return row.get("alpha")
+    return None
 
 
 def _expand(patterns, name) -> list[str]:
