@@ -10,7 +10,7 @@ from .config import ModelConfig
 from .descriptors import SOAPSettings, soap_features
 from .graphs import Graph, build_graphs, collate
 from .models import SchNet, SOAPNet
-from .reference import fit_species_reference
+from .reference import fit_species_reference, reference_energy
 from .trainer import LabelledSet
 
 
@@ -38,10 +38,15 @@ def build_model(cfg: ModelConfig, n_out: int = 1, n_features: int | None = None)
     raise ValueError(f"unknown model {cfg.name!r}: use schnet or soapnet")
 
 
+def n_features(graphs) -> int | None:
+    """Per-atom descriptor length (SOAPNet inputs), None for SchNet graphs."""
+    return None if graphs[0].features is None else int(graphs[0].features.shape[1])
+
+
 def model_meta(cfg: ModelConfig, n_out: int, graphs, species) -> dict:
     """What a checkpoint needs to rebuild its model (kimtrain.Calculator reads it)."""
-    n_features = None if graphs[0].features is None else int(graphs[0].features.shape[1])
-    return {"model_config": dataclasses.asdict(cfg), "n_out": n_out, "n_features": n_features, "species": species}
+    return {"model_config": dataclasses.asdict(cfg), "n_out": n_out, "n_features": n_features(graphs),
+            "species": species}
 
 
 def model_from_meta(meta: dict):
@@ -52,12 +57,11 @@ def set_reference(model, atoms_list, targets: np.ndarray, species: list[str]):
     """Fit per-species references (eV/atom) per output on training data (NaN targets skipped);
     scale = std of the per-atom residual. Stored in the model's buffers."""
     from ase.data import atomic_numbers
-    targets = np.atleast_2d(np.asarray(targets, dtype=float).T).T
+    targets = np.asarray(targets, dtype=float).reshape(len(atoms_list), -1)
     n_atoms = np.array([len(a) for a in atoms_list])
     for k in range(targets.shape[1]):
         mu = fit_species_reference(atoms_list, targets[:, k], species)
-        ref = np.array([sum(mu[s] for s in a.get_chemical_symbols()) for a in atoms_list])
-        resid = (targets[:, k] - ref) / n_atoms
+        resid = (targets[:, k] - reference_energy(atoms_list, mu)) / n_atoms
         for s, v in mu.items():
             model.species_ref[atomic_numbers[s], k] = v
         model.scale[k] = float(np.nanstd(resid)) if np.isfinite(resid).sum() > 1 else 1.0
@@ -67,8 +71,7 @@ def set_reference(model, atoms_list, targets: np.ndarray, species: list[str]):
 
 def new_model(cfg: ModelConfig, n_out: int, graphs, fit_graphs):
     """A fresh model; SOAPNet standardises its inputs on fit_graphs (training configurations)."""
-    n_features = None if graphs[0].features is None else int(graphs[0].features.shape[1])
-    model = build_model(cfg, n_out, n_features)
+    model = build_model(cfg, n_out, n_features(graphs))
     if isinstance(model, SOAPNet):
         model.fit_standardisation(np.concatenate([g.features for g in fit_graphs]))
     return model

@@ -15,7 +15,7 @@ from ase.build import bulk
 from ase.io import write
 
 from kimlabel.cli import main
-from kimlabel.schema import forces_path, read_metadata
+from kimlabel.schema import STATUSES, forces_path, read_metadata
 
 from conftest import rattled
 
@@ -71,6 +71,7 @@ def test_every_status_from_real_cases(tmp_path, capsys):
     assert list(df[sw]) == ["ok", "unsupported_species", "model_error", "above_limit", "unsupported_species"]
     assert df.loc[3, "energy__SW_Balamane"] / 2 > 200
     assert math.isnan(df.loc[1, "energy__SW_Balamane"])
+    assert set(df.filter(like="status__").to_numpy().ravel()) <= set(STATUSES)
     em = df["status__EMT_Standard"]  # the KIM ID takes its registry name
     assert em[4] == "model_error" and em[0] == "unsupported_species"
     err = capsys.readouterr().err
