@@ -35,7 +35,9 @@ class Context:
         return self.data.energy
 
     def subset(self, ids, targets) -> LabelledSet:
-        return LabelledSet([self.graphs[i] for i in ids], np.asarray(targets).reshape(len(ids), -1))
+        """Graphs of `ids` with targets shaped (len(ids), k); an empty selection gives k = 1."""
+        targets = np.asarray(targets)
+        return LabelledSet([self.graphs[i] for i in ids], targets.reshape(len(ids), -1 if len(ids) else 1))
 
 
 def load_context(run: RunConfig, split=None) -> Context:

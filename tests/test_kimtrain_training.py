@@ -112,3 +112,16 @@ def test_interrupted_run_resumes_exactly(cu, tmp_path):
         assert torch.equal(a, b), k
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "history.csv"),
                                   pd.read_csv(tmp_path / "cut" / "history.csv"))
+
+
+def test_label_augmentation_with_no_selected_label_trains_like_baseline(cu, tmp_path):
+    """A classifier that picks no EIP for any pool configuration leaves nothing to augment."""
+    raw = yaml.safe_load(open(cu["config"]))
+    run = from_dict({**raw, "data": [cu["data"]], "split": cu["split"], "train": {"epochs": 2, "progress": False}})
+    ctx = load_context(run)
+    empty = ctx.subset(np.array([], dtype=int), np.array([]))
+    assert len(empty) == 0 and empty.targets.shape == (0, 1)
+    from kimtrain.fit import train_energy
+    torch.manual_seed(0)
+    _, best = train_energy(ctx, tmp_path / "la_empty", aux=empty, alpha=1.0)
+    assert np.isfinite(best["val_mae_per_atom"])
