@@ -79,7 +79,17 @@ def test_calculator_reproduces_evaluate(cu, trained, name):
         assert at.get_forces().shape == (len(at), 3) and np.isfinite(at.get_forces()).all()
 
 
-def test_interrupted_run_resumes_exactly(cu, tmp_path):
+@pytest.fixture
+def one_thread():
+    """Bitwise reproducibility needs a fixed reduction order: parallel CPU kernels on a loaded
+    machine may split sums differently from run to run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_interrupted_run_resumes_exactly(cu, tmp_path, one_thread):
     raw = yaml.safe_load(open(cu["config"]))
     run = from_dict({**raw, "data": [cu["data"]], "split": cu["split"],
                      "train": {"epochs": 4, "progress": False, "batch_size": 64}})
