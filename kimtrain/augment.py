@@ -48,7 +48,7 @@ def train_classifier(ctx, labels: EIPLabels, out, resume=False) -> ClassifierRes
     y_va = la_classes(labels, ctx.dft, n_atoms, va, run.strategy.cut)
     train = LabelledSet([ctx.graphs[i] for i in tr], y_tr[:, None])
     val_graphs = [ctx.graphs[i] for i in va]
-    model = Classifier(new_model(run.model, 1, ctx.graphs, train.graphs), len(labels.names) + 1)
+    model = Classifier(new_model(run.model, 1, ctx.graphs, train.graphs, run.train.seed), len(labels.names) + 1)
 
     def objective(m, batch, targets, step):
         return torch.nn.functional.cross_entropy(m(batch), targets[:, 0])

@@ -1,6 +1,7 @@
 """`kimtrain experiment CONFIG.yaml`: the paper's protocol (Table 3) and its ablations.
 
-For each dataset, split seed, model and strategy: train, select on validation, score on test.
+For each dataset, split seed, model and strategy: train, select on validation, score on test;
+ablations run on the first split seed.
 Finished runs (metrics.json present) are skipped and unfinished ones resume from their last
 epoch, so an interrupted experiment continues where it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (std) over seeds).
 """
@@ -89,7 +90,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                 run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
                 ctx = load_context(run, split)
                 seed_dir = ds_out / model / f"seed{seed}"
-                labels = list(_runs(spec, ablations)) + _eip_subset_runs(ctx, ablations, table)
+                abl = ablations if seed == seeds[0] else {}  # ablations on the first split seed only
+                labels = list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table)
                 for label, opts in labels:
                     r = copy.deepcopy(run)
                     for k, v in opts.items():

@@ -79,7 +79,7 @@ def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, 
     run = ctx.run
     train_ids, val_ids = ctx.idx["train"], ctx.idx["val"]
     train = ctx.subset(train_ids, ctx.dft[train_ids])
-    model = model if model is not None else new_model(run.model, 1, ctx.graphs, train.graphs)
+    model = model if model is not None else new_model(run.model, 1, ctx.graphs, train.graphs, run.train.seed)
     set_reference(model, [ctx.data.atoms[i] for i in train_ids], ctx.dft[train_ids], ctx.species)
     objective = energy_objective(run.train.loss == "per_atom", aux, alpha, run.strategy.tukey,
                                  run.train.batch_size, run.train.seed)

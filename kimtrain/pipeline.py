@@ -69,8 +69,9 @@ def set_reference(model, atoms_list, targets: np.ndarray, species: list[str]):
     return model
 
 
-def new_model(cfg: ModelConfig, n_out: int, graphs, fit_graphs):
-    """A fresh model; SOAPNet standardises its inputs on fit_graphs (training configurations)."""
+def new_model(cfg: ModelConfig, n_out: int, graphs, fit_graphs, seed: int = 0):
+    """A fresh model with weights drawn from `seed`; SOAPNet standardises its inputs on fit_graphs."""
+    torch.manual_seed(seed)
     model = build_model(cfg, n_out, n_features(graphs))
     if isinstance(model, SOAPNet):
         model.fit_standardisation(np.concatenate([g.features for g in fit_graphs]))

@@ -19,7 +19,7 @@ def pretrain(ctx, labels: EIPLabels, out, resume=False):
     if not len(usable):
         raise ValueError("no pool configuration has a usable EIP energy to pretrain on")
     train = ctx.subset(usable, labels.aligned[usable])
-    model = new_model(run.model, len(labels.names), ctx.graphs, train.graphs)
+    model = new_model(run.model, len(labels.names), ctx.graphs, train.graphs, run.train.seed)
     set_reference(model, [ctx.data.atoms[i] for i in usable], labels.aligned[usable], ctx.species)
     val_graphs, val_targets = [ctx.graphs[i] for i in val], labels.aligned[val]
     n_val = ctx.data.n_atoms[val]

@@ -28,8 +28,7 @@ def tsne_before_after(ctx, pretrain_dir, path, max_points: int = 1000):
     state = torch.load(f"{pretrain_dir}/best.pt", weights_only=False, map_location="cpu")
     after = model_from_meta(state)
     after.load_state_dict(state["model"])
-    torch.manual_seed(ctx.run.train.seed)
-    before = new_model(ctx.run.model, after.n_out, ctx.graphs, graphs)
+    before = new_model(ctx.run.model, after.n_out, ctx.graphs, graphs, ctx.run.train.seed)
     color = ctx.dft[ids] / ctx.data.n_atoms[ids]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120)
     for ax, model, title in zip(axes, (before, after), ("before pretraining", "after multi-task pretraining")):
