@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from ase.formula import Formula
 import pyarrow.parquet as pq
+from ase.formula import Formula
 from tqdm import tqdm
 
 from .inputs import file_sha256, iter_configs

@@ -6,8 +6,6 @@ import contextlib
 import itertools
 import multiprocessing
 import os
-import tempfile
-
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor

@@ -38,8 +38,19 @@ class KIMModel:
     def __init__(self, kim_id: str):
         kimpy = _kimpy()
         self.kim_id = kim_id
+        self.model = self._create(kimpy, kim_id)
+        self.species = self._species_codes(kimpy, self.model)
+        self.influence = float(self.model.get_influence_distance())
+        cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
+        self.cutoffs = np.asarray(cutoffs, dtype=np.double)
+        self.padding_needs_neigh = not bool(np.all(hints))
+        self._args = {}
+
+    @staticmethod
+    def _create(kimpy, kim_id: str):
+        """The kimpy model object, in A/eV units."""
         try:
-            accepted, self.model = kimpy.model.create(
+            accepted, model = kimpy.model.create(
                 kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
                 kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, kim_id)
         except RuntimeError as err:
@@ -47,12 +58,7 @@ class KIMModel:
                                  f"see `kimlabel models`): {err}") from err
         if not accepted:
             raise ModelInitError(f"KIM model {kim_id} does not accept units A/eV")
-        self.species = self._species_codes(kimpy, self.model)
-        self.influence = float(self.model.get_influence_distance())
-        cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
-        self.cutoffs = np.asarray(cutoffs, dtype=np.double)
-        self.padding_needs_neigh = not bool(np.all(hints))
-        self._args = {}
+        return model
 
     @staticmethod
     def _species_codes(kimpy, model) -> dict[str, int]:
@@ -68,13 +74,7 @@ class KIMModel:
     def supported_species_of(cls, kim_id: str) -> list[str]:
         """Species a model supports, as reported by the KIM API."""
         kimpy = _kimpy()
-        try:
-            _, model = kimpy.model.create(
-                kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
-                kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, kim_id)
-        except RuntimeError as err:
-            raise ModelInitError(str(err)) from err
-        return sorted(cls._species_codes(kimpy, model))
+        return sorted(cls._species_codes(kimpy, cls._create(kimpy, kim_id)))
 
     def _compute_args(self, forces: bool):
         """Compute arguments for energy-only or energy+forces, created once per mode."""

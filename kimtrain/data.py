@@ -16,6 +16,7 @@ class Dataset:
     config_type: list      # str or None per configuration
     key: str               # content hash of the files (cache key)
     paths: list
+    sources: list          # the file each configuration came from (as given)
 
     def __len__(self):
         return len(self.atoms)
@@ -32,10 +33,11 @@ class Dataset:
 def load_dataset(paths, energy_key: str | None = None) -> Dataset:
     """Read all frames of `paths` (anything ase.io reads) in order; config_id 0..n-1."""
     paths = [str(p) for p in ([paths] if isinstance(paths, str) else paths)]
-    atoms, energy, ctype = [], [], []
+    atoms, energy, ctype, sources = [], [], [], []
     for cfg in iter_configs(paths, energy_key):
         atoms.append(cfg.to_atoms())
         energy.append(cfg.energy_ref)
         ctype.append(cfg.config_type)
+        sources.append(cfg.source)
     key = hashlib.sha256("|".join(file_sha256(p) for p in paths).encode()).hexdigest()
-    return Dataset(atoms, np.asarray(energy, dtype=float), ctype, key, paths)
+    return Dataset(atoms, np.asarray(energy, dtype=float), ctype, key, paths, sources)

@@ -80,7 +80,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         main = _expand(ds["data"], ds["name"])
         paths = main + ([ds["pool_file"]] if ds.get("pool_file") else [])
         data = load_dataset(paths, ds.get("energy_key"))
-        n_main = len(load_dataset(main, ds.get("energy_key"))) if ds.get("pool_file") else len(data)
+        main_files = set(main)
+        n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
         table = _table(ds, paths, ds_out)
         for seed in seeds:
             split = _split(ds, data, n_main, seed, q)
