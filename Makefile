@@ -13,7 +13,7 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
 	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test]'
 	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout
-	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "as the 'root' user" || true
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
 
 test: install
 	$(PY) -m pytest -q -ra tests
