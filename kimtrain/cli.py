@@ -56,7 +56,8 @@ def cmd_eip_report(a):
 
 def cmd_experiment(a):
     from .experiment import run_experiment
-    run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds)
+    run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
+                   alphas=a.alphas)
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
 
@@ -113,6 +114,9 @@ def build_parser():
     x.add_argument("--quick", action="store_true", help="few epochs, small pool, one seed (for tests)")
     x.add_argument("--models", type=lambda t: t.split(","), help="override the config's models, e.g. soapnet")
     x.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], help="override the seeds, e.g. 0,1")
+    x.add_argument("--strategies", type=lambda t: t.split(","), help="override the strategies, e.g. baseline,mp")
+    x.add_argument("--alphas", type=lambda t: [float(v) for v in t.split(",")],
+                   help="override the LA alpha grid, e.g. 0.1,1,10")
     x.set_defaults(func=cmd_experiment)
     c = sub.add_parser("convert", help="ANI-Al HDF5 or DeePMD folders to extxyz")
     c.add_argument("format", choices=["ani-al", "deepmd"])

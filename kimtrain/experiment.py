@@ -64,17 +64,37 @@ def _runs(spec: dict, ablations: dict):
         yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
 
 
-def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None) -> pd.DataFrame:
-    """Run the experiment in CONFIG; `models` / `seeds` override the file's lists."""
+KEY = ["dataset", "model", "strategy", "seed"]
+
+
+def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None, strategies=None,
+                   alphas=None) -> pd.DataFrame:
+    """Run the experiment in CONFIG; `models` / `seeds` / `strategies` / `alphas` override the file's lists.
+
+    Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
+    strategy) are kept, so experiments run piece by piece into one OUT add up to one table.
+    """
     spec = yaml.safe_load(Path(config_path).read_text())
-    spec.update({k: v for k, v in (("models", models), ("seeds", seeds)) if v})
+    spec.update({k: v for k, v in (("models", models), ("seeds", seeds), ("strategies", strategies)) if v})
+    if alphas:
+        spec["strategy"] = dict(spec.get("strategy") or {}, alphas=alphas)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
     models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
     ablations = spec.get("ablations") or {}
+    earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
     rows = []
+
+    def save():
+        df = pd.DataFrame(rows)
+        if earlier is not None and len(earlier):
+            keep = ~earlier.set_index(KEY).index.isin(df.set_index(KEY).index) if len(df) else slice(None)
+            df = pd.concat([earlier[keep], df], ignore_index=True)
+        df.to_csv(out / "results.csv", index=False)
+        return df
+
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
         main = _expand(ds["data"], ds["name"])
@@ -105,11 +125,11 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     m = (json.loads(done.read_text()) if done.exists()
                          else run_fit(r, resume=True, ctx=ctx, shared=shared))
                     rows.append({**m, "dataset": ds["name"], "model": model, "strategy": label, "seed": seed})
-                    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+                    save()
                 if ablations.get("tsne") and "mp" in spec["strategies"] and seed == seeds[0]:
                     from .tsne import tsne_before_after
                     tsne_before_after(ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png")
-    df = pd.DataFrame(rows)
+    df = save()
     (out / "results.md").write_text(results_markdown(df, spec, quick))
     return df
 

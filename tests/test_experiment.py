@@ -35,3 +35,11 @@ def test_quick_experiment_on_demo_set(tmp_path):
     table = (out / "results.md").read_text()
     assert "## si-demo / schnet" in table and "| baseline |" in table
     assert (out / "si-demo" / "tsne_schnet.png").stat().st_size > 10_000
+
+    # a second invocation for one model and strategy skips the finished run and keeps every other row
+    n_rows = len(df)
+    assert main(["experiment", str(config), "--out", str(out), "--quick", "--models", "schnet",
+                 "--strategies", "baseline"]) == 0
+    again = pd.read_csv(out / "results.csv")
+    assert len(again) == n_rows and set(again.model) == {"schnet", "soapnet"}
+    assert "## si-demo / soapnet" in (out / "results.md").read_text()
