@@ -41,14 +41,17 @@ def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
         lines += [f"## {ds} / {model}", "",
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
                   "|---|---|---|---|---|---|---|"]
+        all_seeds = set(g.seed)
         for strategy, s in g.groupby("strategy", sort=False):
+            seeds = sorted(set(s.seed))
+            name = strategy if set(seeds) == all_seeds else f"{strategy} (seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))} only)"
             base = baseline.reindex(s.seed).mean()  # the baseline on the same split seeds
             change = (s.test_mae_per_atom.mean() - base) / base * 100 if strategy != "baseline" else np.nan
             acc = (f"{s.classifier_val_accuracy.mean():.2f} / {s.classifier_val_chance.mean():.2f}"
                    if "classifier_val_accuracy" in s and s.classifier_val_accuracy.notna().any() else "")
             sel = f"{s.n_selected.mean():.0f}" if "n_selected" in s and s.n_selected.notna().any() else ""
             alpha = ",".join(f"{a:g}" for a in s.alpha.dropna()) if "alpha" in s else ""
-            lines.append(f"| {strategy} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
+            lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
     return "\n".join(lines)
