@@ -3,7 +3,8 @@
 For each dataset, split seed, model and strategy: train, select on validation, score on test;
 ablations run on the first split seed.
 Finished runs (metrics.json present) are skipped and unfinished ones resume from their last
-epoch, so an interrupted experiment continues where it stopped. Writes OUT/results.csv (one row per run) and OUT/results.md (mean (std) over seeds).
+epoch, so an interrupted experiment continues where it stopped. Writes OUT/results.csv (one row
+per run) and OUT/results.md (mean (std) over seeds).
 """
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
         all_seeds = set(g.seed)
         for strategy, s in g.groupby("strategy", sort=False):
             seeds = sorted(set(s.seed))
-            name = strategy if set(seeds) == all_seeds else f"{strategy} (seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))} only)"
+            name = (strategy if set(seeds) == all_seeds
+                    else f"{strategy} (seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))} only)")
             base = baseline.reindex(s.seed).mean()  # the baseline on the same split seeds
             change = (s.test_mae_per_atom.mean() - base) / base * 100 if strategy != "baseline" else np.nan
             acc = (f"{s.classifier_val_accuracy.mean():.2f} / {s.classifier_val_chance.mean():.2f}"
