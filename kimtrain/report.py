@@ -42,7 +42,9 @@ def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
                   "|---|---|---|---|---|---|---|"]
         all_seeds = set(g.seed)
-        for strategy, s in g.groupby("strategy", sort=False):
+        main = [s for s in ("baseline", "la", "mp", "mp+la") if s in set(g.strategy)]
+        for strategy in main + [s for s in g.strategy.unique() if s not in main]:
+            s = g[g.strategy == strategy]
             seeds = sorted(set(s.seed))
             name = (strategy if set(seeds) == all_seeds
                     else f"{strategy} (seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))} only)")
