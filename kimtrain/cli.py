@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from .config import STRATEGIES
+
 
 def cmd_split(a):
     from .data import load_dataset
@@ -86,7 +88,7 @@ def build_parser():
     f.add_argument("--model", choices=["schnet", "soapnet"])
     f.add_argument("--out")
     f.add_argument("--table", help="kimlabel table (for la, mp, mp+la)")
-    f.add_argument("--strategy", choices=["baseline", "la", "mp", "mp+la"])
+    f.add_argument("--strategy", choices=STRATEGIES)
     f.add_argument("--alpha", type=float, help="LA weight (default: chosen on validation)")
     f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
     f.add_argument("--epochs", type=int)

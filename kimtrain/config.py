@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+STRATEGIES = ("baseline", "la", "mp", "mp+la")  # ways to use EIP knowledge, in the order tables list them
+
 
 @dataclass
 class ModelConfig:

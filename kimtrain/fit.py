@@ -10,15 +10,13 @@ import numpy as np
 import torch
 import yaml
 
-from .config import RunConfig
+from .config import STRATEGIES, RunConfig
 from .data import Dataset, load_dataset
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
 from .pipeline import energy_metrics, energy_validator, model_meta, new_model, predict, prepare_graphs, set_reference
 from .splits import MARKS, indices, read_split
 from .trainer import LabelledSet, Trainer, as_targets
-
-STRATEGIES = ("baseline", "la", "mp", "mp+la")
 
 
 @dataclass

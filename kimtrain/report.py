@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .alignment import align, eip_errors, load_eip_table
+from .config import STRATEGIES
 
 
 def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -42,8 +43,8 @@ def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
                   "|---|---|---|---|---|---|---|"]
         all_seeds = set(g.seed)
-        main = [s for s in ("baseline", "la", "mp", "mp+la") if s in set(g.strategy)]
-        for strategy in main + [s for s in g.strategy.unique() if s not in main]:
+        order = [k for k in STRATEGIES if k in set(g.strategy)]
+        for strategy in order + [k for k in g.strategy.unique() if k not in order]:
             s = g[g.strategy == strategy]
             seeds = sorted(set(s.seed))
             name = (strategy if set(seeds) == all_seeds
