@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from ase.formula import Formula
 from tqdm import tqdm
 
+from .files import replacing
 from .inputs import file_sha256, iter_configs
 from .runner import evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
@@ -74,9 +75,8 @@ class LabelJob:
         return done
 
     def _write_atomic(self, table, path: Path):
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            pq.write_table(table, tmp)
 
     def run(self) -> dict:
         """Label all inputs of this shard; returns a summary {n_configs, status counts}."""

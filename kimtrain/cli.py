@@ -1,4 +1,4 @@
-"""`kimtrain` command line: split, fit, evaluate, eip-report, experiment, convert."""
+"""`kimtrain` command line: split, fit, evaluate, eip-report, experiment, tables, convert."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +29,8 @@ def cmd_fit(a):
     from .fit import run_fit
     over = {"data": a.data, "split": a.split, "table": a.table, "out": a.out, "energy_key": a.energy_key,
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
-            "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut}
+            "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
+            "train.threads": a.threads}
     run = load(a.config, over)
     if not run.data or not run.split:
         raise ValueError("fit needs --data and --split (or data/split in --config)")
@@ -59,8 +60,14 @@ def cmd_eip_report(a):
 def cmd_experiment(a):
     from .experiment import run_experiment
     run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
-                   alphas=a.alphas)
+                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results)
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
+
+
+def cmd_tables(a):
+    from .results import write_tables
+    for path in write_tables(a.results, a.readme):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_convert(a):
@@ -95,6 +102,7 @@ def build_parser():
     f.add_argument("--seed", type=int)
     f.add_argument("--device", help="auto, cpu, cuda")
     f.add_argument("--config", help="YAML with any option; flags override it")
+    f.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     f.add_argument("--energy-key")
     f.add_argument("--resume", action="store_true", help="continue an interrupted run")
     f.set_defaults(func=cmd_fit)
@@ -119,7 +127,15 @@ def build_parser():
     x.add_argument("--strategies", type=lambda t: t.split(","), help="override the strategies, e.g. baseline,mp")
     x.add_argument("--alphas", type=lambda t: [float(v) for v in t.split(",")],
                    help="override the LA alpha grid, e.g. 0.1,1,10")
+    x.add_argument("--jobs", type=int, default=1, help="trainings run in parallel worker processes (default 1)")
+    x.add_argument("--threads", type=int, help="CPU threads per training (default: the cores divided among jobs)")
+    x.add_argument("--results", help="folder keeping each finished run's metrics.json (commit it): runs found "
+                                     "there are skipped, and `kimtrain tables` rebuilds the tables from it")
     x.set_defaults(func=cmd_experiment)
+    t = sub.add_parser("tables", help="results.md per experiment from a --results folder (and the README section)")
+    t.add_argument("results")
+    t.add_argument("--readme", help="also rewrite the part of this file between the kimtrain-results markers")
+    t.set_defaults(func=cmd_tables)
     c = sub.add_parser("convert", help="ANI-Al HDF5 or DeePMD folders to extxyz")
     c.add_argument("format", choices=["ani-al", "deepmd"])
     c.add_argument("source")

@@ -20,6 +20,8 @@ class ModelConfig:
     soap_r_cut: float = 5.0     # A
     soap_n_max: int = 8
     soap_l_max: int = 6
+    filter: str = "tabulated"   # SchNet filters: tabulated on a distance grid and interpolated, or direct
+    filter_grid: int = 2048     # grid points on [0, cutoff] for the tabulated filter
 
 
 @dataclass
@@ -32,7 +34,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     loss: str = "per_atom"      # per_atom: MSE of E/N (eV/atom); total: MSE of E (eV)
-    progress: bool = True
+    progress: bool = True       # bar on a terminal; one plain line per epoch otherwise
+    threads: int | None = None  # torch CPU threads for this run (None: torch's default)
 
 
 @dataclass
@@ -67,6 +70,42 @@ class RunConfig:
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "strategy": StrategyConfig}
 
+# options that must be > 0, by section; checked before any work starts
+POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "soap_n_max", "filter_grid"),
+            "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
+            "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom")}
+FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}
+CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"), ("strategy", "strategy"): STRATEGIES,
+           ("strategy", "confidence"): (None, "low", "medium", "high")}
+
+
+def check(run: "RunConfig", where: str = "config") -> "RunConfig":
+    """Reject values no run can use (non-positive epochs, batch sizes, rates, cutoffs...), naming the option."""
+    for section, names in POSITIVE.items():
+        cfg = getattr(run, section)
+        for name in names:
+            value = getattr(cfg, name)
+            if value is None and name == "threads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                flag = FLAGS.get(f"{section}.{name}")
+                raise ValueError(f"{where}: {section}.{name}{f' ({flag})' if flag else ''} must be a positive "
+                                 f"number, got {value!r}")
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(run, section), name)
+        if value not in allowed:
+            raise ValueError(f"{where}: {section}.{name} must be one of {[a for a in allowed if a]}, got {value!r}")
+    s = run.strategy
+    if s.alpha is not None and not s.alpha >= 0:
+        raise ValueError(f"{where}: strategy.alpha must be >= 0, got {s.alpha!r}")
+    if not s.alphas or any(not (isinstance(a, (int, float)) and a >= 0) for a in s.alphas):
+        raise ValueError(f"{where}: strategy.alphas must be a non-empty list of numbers >= 0, got {s.alphas!r}")
+    if not 0 <= s.warmup < 1:
+        raise ValueError(f"{where}: strategy.warmup must be in [0, 1), got {s.warmup!r}")
+    if run.model.n_rbf < 2:
+        raise ValueError(f"{where}: model.n_rbf must be at least 2, got {run.model.n_rbf}")
+    return run
+
 
 def from_dict(raw: dict, where: str = "config") -> RunConfig:
     """Build a RunConfig, rejecting unknown keys with the offending name."""
@@ -85,7 +124,7 @@ def from_dict(raw: dict, where: str = "config") -> RunConfig:
         raise ValueError(f"{where}: unknown option(s) {sorted(unknown)}")
     if isinstance(raw.get("data"), str):
         raw["data"] = [raw["data"]]
-    return RunConfig(**raw, **kwargs)
+    return check(RunConfig(**raw, **kwargs), where)
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
+from kimlabel.files import replacing
 
 from .graphs import cache_dir
 
@@ -32,6 +33,6 @@ def soap_features(atoms_list, species, settings: SOAPSettings, key: str | None =
     feats = [makers[bool(a.pbc.any())].create(a).astype(np.float32) for a in atoms_list]
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(feats, path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
+        with replacing(path) as tmp:
+            torch.save(feats, tmp)
     return feats

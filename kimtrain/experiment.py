@@ -9,19 +9,25 @@ per run) and OUT/results.md (mean (std) over seeds).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import glob
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from kimlabel.files import write_atomic
+
 from .config import from_dict
 from .data import load_dataset
 from .fit import load_context, run_fit
+from .parallel import Task, run_tasks
 from .report import results_markdown
 from .splits import make_split, write_split
+from .strategies import prepare, train_variant, uses
 
 QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 150, "seeds": [0],
          "alphas": [0.1, 1.0], "models": None}
@@ -68,10 +74,31 @@ def _runs(spec: dict, ablations: dict):
 KEY = ["dataset", "model", "strategy", "seed"]
 
 
+@dataclass
+class PlannedRun:
+    """One row of the results table: a strategy (or ablation) for one dataset, model and split seed."""
+    dataset: str
+    model: str
+    seed: int
+    label: str
+    run: object            # RunConfig; run.out is the run's folder
+    shared: Path           # folder of the pretraining and classifier shared with sibling runs
+    alpha_from: str | None = None  # an ablation takes the alpha chosen by this run's metrics.json
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.run.out) / "metrics.json"
+
+
 def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None, strategies=None,
-                   alphas=None) -> pd.DataFrame:
+                   alphas=None, jobs: int = 1, threads: int | None = None, results=None) -> pd.DataFrame:
     """Run the experiment in CONFIG; `models` / `seeds` / `strategies` / `alphas` override the file's lists.
 
+    jobs: independent trainings (split seeds, alphas, strategies whose shared pretraining or
+    classifier exists) run in that many worker processes, `threads` CPU threads each (default:
+    the cores divided among them). results: a folder (committed, say) that keeps each finished
+    run's metrics.json; runs found there are skipped, so an experiment can be finished over
+    several sittings on different machines.
     Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
     strategy) are kept, so experiments run piece by piece into one OUT add up to one table.
     """
@@ -81,21 +108,13 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         spec["strategy"] = dict(spec.get("strategy") or {}, alphas=alphas)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
     models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
     ablations = spec.get("ablations") or {}
-    earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
-    rows = []
-
-    def save():
-        df = pd.DataFrame(rows)
-        if earlier is not None and len(earlier):
-            keep = ~earlier.set_index(KEY).index.isin(df.set_index(KEY).index) if len(df) else slice(None)
-            df = pd.concat([earlier[keep], df], ignore_index=True)
-        df.to_csv(out / "results.csv", index=False)
-        return df
-
+    planned, contexts, tsne = [], {}, []
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
         main = _expand(ds["data"], ds["name"])
@@ -111,36 +130,126 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
             for model in models:
                 run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
                 ctx = load_context(run, split)
+                contexts[context_key(run)] = ctx
                 seed_dir = ds_out / model / f"seed{seed}"
                 abl = ablations if seed == seeds[0] else {}  # ablations on the first split seed only
-                labels = list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table)
-                for label, opts in labels:
+                for label, opts in list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
                     r = copy.deepcopy(run)
                     for k, v in opts.items():
                         setattr(r.strategy, k, v)
-                    if label not in spec["strategies"] and r.strategy.alpha is None:
-                        r.strategy.alpha = _chosen_alpha(rows, ds["name"], model, seed)
                     r.out = str(seed_dir / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
-                    done = Path(r.out) / "metrics.json"
+                    main_la = str(seed_dir / "la" / "metrics.json")
+                    alpha_from = main_la if label not in spec["strategies"] and r.strategy.alpha is None else None
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
-                    m = (json.loads(done.read_text()) if done.exists()
-                         else run_fit(r, resume=True, ctx=ctx, shared=shared))
-                    rows.append({**m, "dataset": ds["name"], "model": model, "strategy": label, "seed": seed})
-                    save()
+                    planned.append(PlannedRun(ds["name"], model, seed, label, r, shared, alpha_from))
                 if ablations.get("tsne") and "mp" in spec["strategies"] and seed == seeds[0]:
-                    from .tsne import tsne_before_after
-                    tsne_before_after(ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png")
-    df = save()
-    (out / "results.md").write_text(results_markdown(df, spec, quick))
+                    tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
+    kept = Path(results) if results else None
+    for p in planned:
+        _restore(p, out, kept)
+    tasks = plan_tasks(planned, out, kept)
+    _CONTEXTS.update(contexts)
+    run_tasks(tasks, jobs, threads)
+    for ctx, pretrain_dir, png in tsne:
+        from .tsne import tsne_before_after
+        tsne_before_after(ctx, pretrain_dir, png)
+    rows = [{**json.loads(p.metrics_path.read_text()), "dataset": p.dataset, "model": p.model,
+             "strategy": p.label, "seed": p.seed} for p in planned]
+    df = pd.DataFrame(rows)
+    earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
+    if earlier is not None and len(earlier):
+        keep = ~earlier.set_index(KEY).index.isin(df.set_index(KEY).index) if len(df) else slice(None)
+        df = pd.concat([earlier[keep], df], ignore_index=True)
+    df.to_csv(out / "results.csv", index=False)
+    (out / "results.md").write_text(results_markdown(df, quick))
     return df
 
 
-def _chosen_alpha(rows, dataset, model, seed):
-    """Ablations reuse the alpha that the main LA run chose on validation (None: sweep again)."""
-    for row in rows:
-        if (row["dataset"], row["model"], row["seed"], row["strategy"]) == (dataset, model, seed, "la"):
-            return row.get("alpha")
-    return None
+def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[Task]:
+    """The trainings of the unfinished runs: shared pretrainings and classifiers first, then one
+    task per fine-tuning (per alpha), then each run's selection; ablations wait for the main LA run."""
+    tasks, names = [], set()
+
+    def add(name, fn, args, needs=()):
+        if name not in names:
+            names.add(name)
+            tasks.append(Task(name, fn, args, list(needs)))
+        return name
+
+    fit_name = {}
+    for p in planned:
+        fit_name[p.run.out] = f"{Path(p.run.out).relative_to(out)}"
+    for p in planned:
+        if p.metrics_path.exists():
+            continue
+        strategy, s = p.run.strategy.strategy, p.run.strategy
+        shared_rel = Path(p.shared).relative_to(out)
+        needs = []
+        pretraining, classifier = uses(strategy)
+        if pretraining:
+            needs.append(add(f"{shared_rel}/pretrain", _task_prepare, (p.run, "mp", p.shared)))
+        if classifier:
+            needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, "la", p.shared)))
+        if p.alpha_from:
+            la = str(Path(p.alpha_from).parent)
+            if la in fit_name and not Path(p.alpha_from).exists():
+                needs.append(fit_name[la])
+        elif strategy != "baseline":
+            grid = [s.alpha] if s.alpha is not None else s.alphas
+            for alpha in (grid if classifier else [0.0]):
+                suffix = f" alpha={alpha:g}" if classifier else " fine-tuning"
+                needs.append(add(fit_name[p.run.out] + suffix, _task_variant, (p.run, alpha, p.shared), needs[:2]))
+        rel = Path(p.run.out).relative_to(out)
+        add(fit_name[p.run.out], _task_fit, (p, kept / rel if kept else None), needs)
+    return tasks
+
+
+def _restore(p: PlannedRun, out: Path, kept: Path | None):
+    """A run finished in an earlier sitting (its metrics.json kept under RESULTS) counts as done here."""
+    if kept is None or p.metrics_path.exists():
+        return
+    saved = kept / Path(p.run.out).relative_to(out) / "metrics.json"
+    if saved.exists():
+        p.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("dataset", "label")}
+        write_atomic(p.metrics_path, json.dumps(metrics, indent=1))
+
+
+_CONTEXTS = {}  # data, split and model inputs per (data, split, model config), loaded once per process
+
+
+def context_key(run) -> tuple:
+    return (tuple(run.data), run.split, json.dumps(dataclasses.asdict(run.model), sort_keys=True))
+
+
+def _context(run):
+    key = context_key(run)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = load_context(run)
+    return dataclasses.replace(_CONTEXTS[key], run=run)
+
+
+def _task_prepare(run, part: str, shared):
+    prepare(_context(run), run.out, part, True, shared)
+
+
+def _task_variant(run, alpha: float, shared):
+    ctx = _context(run)
+    train_variant(ctx, run.out, prepare(ctx, run.out, run.strategy.strategy, True, shared), alpha, True)
+
+
+def _task_fit(p: PlannedRun, keep_dir: Path | None):
+    """The run's selection and test metrics (its trainings are done by now); metrics.json is copied
+    to keep_dir with the dataset and label, for tables regenerated from there."""
+    run = copy.deepcopy(p.run)
+    if p.alpha_from:
+        run.strategy.alpha = json.loads(Path(p.alpha_from).read_text()).get("alpha")
+    metrics = run_fit(run, resume=True, ctx=_context(run), shared=p.shared)
+    if keep_dir is not None:
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(keep_dir / "metrics.json", json.dumps({**metrics, "dataset": p.dataset, "label": p.label},
+                                                           indent=1))
+    return metrics
 
 
 def _expand(patterns, name) -> list[str]:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+
+from kimlabel.files import write_atomic
 
 from .config import STRATEGIES, RunConfig
 from .data import Dataset, load_dataset
@@ -87,6 +90,14 @@ def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, 
     return model, best
 
 
+def device_name(model) -> str:
+    """Where a model trained: 'cpu (N threads)' or the GPU's name."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def test_metrics(ctx: Context, model) -> dict:
     ids = ctx.idx["test"]
     if not len(ids):
@@ -116,6 +127,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),
                "val_mae": best.get("val_mae"), "val_mae_per_atom": best.get("val_mae_per_atom"),
-               **test_metrics(ctx, model), **extra}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+               **test_metrics(ctx, model), **extra, "device": device_name(model),
+               "finished": time.strftime("%Y-%m-%d")}
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

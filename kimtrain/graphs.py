@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kimlabel.files import replacing
+
 GRAPH_FORMAT = 1  # bump when the cached layout changes
 
 
@@ -59,9 +61,8 @@ def build_graphs(atoms_list, cutoff: float, key: str | None = None) -> list[Grap
     graphs = [build_graph(a, cutoff) for a in atoms_list]
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save([g.__dict__ for g in graphs], tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save([g.__dict__ for g in graphs], tmp)
     return graphs
 
 

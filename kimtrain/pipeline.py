@@ -32,7 +32,7 @@ def prepare_graphs(atoms_list, cfg: ModelConfig, species: list[str], key: str | 
 
 def build_model(cfg: ModelConfig, n_out: int = 1, n_features: int | None = None):
     if cfg.name == "schnet":
-        return SchNet(cfg.hidden, cfg.n_layers, cfg.n_rbf, cfg.cutoff, n_out)
+        return SchNet(cfg.hidden, cfg.n_layers, cfg.n_rbf, cfg.cutoff, n_out, cfg.filter, cfg.filter_grid)
     if cfg.name == "soapnet":
         return SOAPNet(n_features, cfg.hidden, cfg.n_layers, n_out)
     raise ValueError(f"unknown model {cfg.name!r}: use schnet or soapnet")

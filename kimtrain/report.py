@@ -31,7 +31,7 @@ def _mean_std(values) -> str:
     return f"{v.mean():.4f} ({v.std():.4f})" if len(v) > 1 else f"{v.mean():.4f}"
 
 
-def results_markdown(df: pd.DataFrame, spec: dict, quick: bool) -> str:
+def results_markdown(df: pd.DataFrame, quick: bool = False) -> str:
     """Table 3-style markdown: config MAE (eV) and per-atom MAE (eV/atom), mean (std) over seeds,
     and the change of per-atom MAE against the baseline on the same split seeds."""
     lines = ["# kimtrain experiment results", "",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import math
-import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from kimlabel.files import replacing
 
 from .config import TrainConfig
 from .graphs import collate
@@ -64,6 +67,19 @@ def lr_factor(step: int, total: int, lr: float, lr_end: float, warmup: float = 0
     return 1.0 - (1.0 - low) * min(1.0, (step - w) / max(total - w, 1))
 
 
+def duration(seconds: float) -> str:
+    """'1h02m', '3m05s', '12s'."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def epoch_line(out, metrics: dict, select: str, epochs: int, done_here: int, elapsed: float) -> str:
+    """One plain progress line: run, epoch, losses, the selection metric, elapsed time and ETA."""
+    eta = elapsed / done_here * (epochs - metrics["epoch"])
+    return (f"{out} epoch {metrics['epoch']}/{epochs} train_loss {metrics['train_loss']:.4g} "
+            f"{select} {metrics[select]:.4g} elapsed {duration(elapsed)} ETA {duration(eta)}")
+
+
 class Trainer:
     """Trains `model` with objective(model, batch, targets, step) -> loss tensor.
 
@@ -81,13 +97,14 @@ class Trainer:
         self.device = pick_device(cfg.device)
 
     def _save(self, path: Path, state: dict):
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(state, tmp)
 
     def fit(self, train: LabelledSet, resume: bool = False) -> dict:
         """Train for self.epochs; returns the best validation metrics. Writes best.pt, last.pt, history.csv."""
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
         torch.manual_seed(self.cfg.seed)
         model = self.model.to(self.device)
         opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
@@ -107,8 +124,10 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             start, best, history = state["epoch"], state["best"], state["history"]
         writer = self._tensorboard()
-        bar = tqdm(range(start, self.epochs), desc=self.out.name, unit="epoch", disable=None if self.cfg.progress else True,
+        on_terminal = self.cfg.progress and sys.stderr.isatty()
+        bar = tqdm(range(start, self.epochs), desc=self.out.name, unit="epoch", disable=not on_terminal,
                    initial=start, total=self.epochs, leave=False)
+        t0 = time.perf_counter()
         for epoch in bar:
             model.train()
             losses = []
@@ -137,6 +156,9 @@ class Trainer:
                               "history": history, **self.meta})
             self._log(writer, metrics, history)
             bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k in ("train_loss", self.select)})
+            if self.cfg.progress and not on_terminal:  # batch jobs, logs: one plain line per epoch
+                print(epoch_line(self.out, metrics, self.select, self.epochs, epoch + 1 - start,
+                                 time.perf_counter() - t0), file=sys.stderr, flush=True)
         bar.close()
         if writer:
             writer.close()

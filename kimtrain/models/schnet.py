@@ -1,8 +1,11 @@
 """SchNet (Schütt et al. 2018) on half neighbour lists: each pair's filter is computed once.
 
-Gaussian radial basis on [0, cutoff] A, cosine cutoff, continuous-filter convolutions with
-shifted softplus, residual interaction blocks. The first filter layer of all blocks is one
-fused matrix product; messages flow both ways along each stored pair.
+Gaussian radial basis on [0, cutoff] Å, cosine cutoff, continuous-filter convolutions with
+shifted softplus, residual interaction blocks; messages flow both ways along each stored pair.
+The filters depend on distance only, so by default ("tabulated") the filter network runs on a
+grid of `filter_grid` distances once per forward pass and each pair interpolates linearly between
+grid points; "direct" runs the filter network on every pair. Both are differentiable in the
+positions (forces by autograd).
 """
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ from .common import ShiftedSoftplus, mlp
 
 
 class SchNet(AtomisticModel):
-    def __init__(self, hidden: int = 128, n_blocks: int = 5, n_rbf: int = 50, cutoff: float = 5.0, n_out: int = 1):
+    def __init__(self, hidden: int = 128, n_blocks: int = 5, n_rbf: int = 50, cutoff: float = 5.0, n_out: int = 1,
+                 filter: str = "tabulated", filter_grid: int = 2048):
         super().__init__(hidden, n_out)
-        self.n_blocks, self.cutoff = n_blocks, cutoff
+        if filter not in ("tabulated", "direct"):
+            raise ValueError(f"SchNet filter must be 'tabulated' or 'direct', got {filter!r}")
+        self.n_blocks, self.cutoff, self.filter, self.filter_grid = n_blocks, cutoff, filter, filter_grid
         self.embedding = nn.Embedding(MAX_Z, hidden)
         self.register_buffer("centers", torch.linspace(0.0, cutoff, n_rbf))
         self.gamma = 0.5 / (cutoff / (n_rbf - 1)) ** 2
@@ -33,16 +39,33 @@ class SchNet(AtomisticModel):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
 
-    def atom_features(self, batch) -> torch.Tensor:
-        d = batch.vectors().norm(dim=-1)
+    def filter_values(self, d: torch.Tensor) -> list[torch.Tensor]:
+        """Filter network at distances d (M,) Å, cosine cutoff applied: one (M, hidden) tensor per block."""
         rbf = torch.exp(-self.gamma * (d[:, None] - self.centers) ** 2)
         fcut = 0.5 * (torch.cos(d * (math.pi / self.cutoff)) + 1.0) * (d < self.cutoff)
-        filters = self.filter_act(self.filter_in(rbf)).split(self.hidden, dim=-1)
+        first = self.filter_act(self.filter_in(rbf)).split(self.hidden, dim=-1)
+        return [self.filter_out[b](first[b]) * fcut[:, None] for b in range(self.n_blocks)]
+
+    def pair_filters(self, d: torch.Tensor):
+        """Per-pair filters for each block (E, hidden), evaluated directly or interpolated from the grid."""
+        if self.filter == "direct":
+            return self.filter_values(d)
+        g = self.filter_grid
+        grid = torch.linspace(0.0, self.cutoff, g, device=d.device, dtype=d.dtype)
+        tables = self.filter_values(grid)
+        u = (d * ((g - 1) / self.cutoff)).clamp(0.0, g - 1.0)
+        k = u.detach().floor().long().clamp(max=g - 2)
+        t = (u - k)[:, None]
+        return [torch.lerp(tab.index_select(0, k), tab.index_select(0, k + 1), t) for tab in tables]
+
+    def atom_features(self, batch) -> torch.Tensor:
+        d = batch.vectors().norm(dim=-1)
         i, j = batch.edge_i, batch.edge_j
         h = self.embedding(batch.numbers)
-        for b in range(self.n_blocks):
-            w = self.filter_out[b](filters[b]) * fcut[:, None]
+        for b, w in enumerate(self.pair_filters(d)):
             x = self.in2f[b](h)
-            agg = torch.zeros_like(x).index_add_(0, i, x[j] * w).index_add_(0, j, x[i] * w)
+            # index_select, not x[j]: its backward is index_add_, far faster on CPU than advanced indexing's
+            agg = torch.zeros_like(x).index_add_(0, i, x.index_select(0, j) * w)
+            agg.index_add_(0, j, x.index_select(0, i) * w)
             h = h + self.f2out[b](agg)
         return h

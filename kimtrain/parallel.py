@@ -1,0 +1,88 @@
+"""Run a plan of trainings, some waiting on others, in N worker processes or in this one.
+
+A task is a picklable call (a module-level function and its arguments) with the names of the
+tasks it needs. Workers are spawned processes with the CPU cores divided among them; each
+finished task has already written its results to disk, so a crash or a kill loses no finished
+task. Progress: one line per finished task with tasks done / total, elapsed time and ETA.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+from .trainer import duration
+
+
+@dataclass
+class Task:
+    name: str                 # unique; shown in progress lines
+    fn: object                # module-level function (picklable)
+    args: tuple = ()
+    needs: list = field(default_factory=list)  # names of tasks that must finish first
+
+
+def threads_per_job(jobs: int, threads: int | None = None) -> int:
+    """CPU threads for each of `jobs` concurrent runs: given, or the cores divided among them."""
+    return threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _init_worker(threads: int):
+    import torch
+    torch.set_num_threads(threads)
+
+
+def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=sys.stderr) -> dict:
+    """Run every task once its needs are done; returns {name: result}. jobs=1 runs in this process."""
+    names = {t.name for t in tasks}
+    for t in tasks:
+        missing = [n for n in t.needs if n not in names]
+        if missing:
+            raise ValueError(f"task {t.name} needs unknown task(s) {missing}")
+    results, pending, t0 = {}, list(tasks), time.perf_counter()
+
+    def finished(task, result):
+        results[task.name] = result
+        done, elapsed = len(results), time.perf_counter() - t0
+        eta = elapsed / done * (len(tasks) - done)
+        print(f"[{done}/{len(tasks)}] {task.name} done; elapsed {duration(elapsed)}, ETA {duration(eta)}",
+              file=log, flush=True)
+
+    def ready():
+        return [t for t in pending if all(n in results for n in t.needs)]
+
+    if jobs <= 1:
+        if threads:
+            _init_worker(threads)
+        while pending:
+            batch = ready()
+            if not batch:
+                raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
+            for t in batch:
+                pending.remove(t)
+                finished(t, t.fn(*t.args))
+        return results
+    running = {}
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads_per_job(jobs, threads),)) as pool:
+        while pending or running:
+            for t in ready():
+                if len(running) >= jobs:
+                    break
+                pending.remove(t)
+                running[pool.submit(t.fn, *t.args)] = t
+            if not running:
+                raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    raise RuntimeError(f"{task.name} failed: {exc}; finished runs are kept, rerun the "
+                                       "same command to continue") from exc
+                finished(task, result)
+    return results

@@ -1,0 +1,76 @@
+"""`kimtrain experiment --jobs 2` trains the same models as `--jobs 1`; results kept in a folder
+rebuild the tables and let a later sitting skip finished runs."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from kimtrain.cli import main
+
+from conftest import REPO
+
+COLUMNS = ["val_mae", "val_mae_per_atom", "test_mae", "test_mae_per_atom", "best_epoch", "alpha",
+           "pretrain_loss_last", "classifier_val_accuracy", "n_selected"]
+
+
+@pytest.fixture
+def demo_config(tmp_path):
+    spec = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    ds = spec["datasets"][0]
+    ds["data"] = [str(REPO / p) for p in ds["data"]]
+    ds["pool_file"] = str(REPO / ds["pool_file"])
+    spec["quick"] = {"epochs": 4, "classifier_epochs": 4, "pretrain_epochs": 3, "pool_max": 150,
+                     "alphas": [0.1, 1.0], "models": ["schnet"]}
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    return config
+
+
+def test_jobs_2_equals_jobs_1(demo_config, tmp_path):
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        assert main(["experiment", str(demo_config), "--out", str(out), "--quick", "--jobs", str(jobs),
+                     "--threads", "1", "--results", str(tmp_path / f"kept{jobs}")]) == 0
+        tables[jobs] = pd.read_csv(out / "results.csv").set_index("strategy")
+    one, two = tables[1], tables[2]
+    assert list(one.index) == ["baseline", "la", "mp", "mp+la"] == list(two.index)
+    pd.testing.assert_frame_equal(one[COLUMNS], two[COLUMNS], check_exact=True)
+    assert one.loc["la", "alpha"] in (0.1, 1.0)
+
+
+def test_results_folder_skips_finished_runs_and_rebuilds_tables(demo_config, tmp_path, capsys):
+    kept = tmp_path / "kept"
+    args = ["experiment", str(demo_config), "--quick", "--strategies", "baseline,mp", "--results", str(kept)]
+    assert main(args + ["--out", str(tmp_path / "first")]) == 0
+    saved = sorted(p.relative_to(kept).as_posix() for p in kept.rglob("metrics.json"))
+    assert saved == ["si-demo/schnet/seed0/baseline/metrics.json", "si-demo/schnet/seed0/mp/metrics.json"]
+    assert json.loads((kept / saved[0]).read_text())["label"] == "baseline"
+    capsys.readouterr()
+    # a new machine: an empty --out, the kept folder only; nothing is trained again
+    assert main(args + ["--out", str(tmp_path / "second")]) == 0
+    assert "done" not in capsys.readouterr().err
+    first = pd.read_csv(tmp_path / "first" / "results.csv")
+    second = pd.read_csv(tmp_path / "second" / "results.csv")
+    pd.testing.assert_frame_equal(first, second)
+    assert not (tmp_path / "second" / "si-demo" / "schnet" / "seed0" / "baseline" / "best.pt").exists()
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- kimtrain-results:start -->\nold\n<!-- kimtrain-results:end -->\noutro\n")
+    assert main(["tables", str(kept), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    mp = first.set_index("strategy").loc["mp", "test_mae_per_atom"]
+    assert "## si-demo / schnet" in text and f"| mp | " in text and f"{mp:.4f}" in text
+    assert (kept / "results.md").read_text().split("\n", 2)[2].strip() in text
+
+
+@pytest.mark.parametrize("flag, value, option", [("--epochs", "0", "train.epochs"), ("--cut", "-1", "strategy.cut"),
+                                                 ("--threads", "0", "train.threads")])
+def test_fit_rejects_non_positive_options_before_any_work(tmp_path, flag, value, option, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "--data", "nowhere.extxyz", "--split", "nowhere.csv", "--out", str(out), flag, value]) != 0
+    err = capsys.readouterr().err
+    assert option in err and flag in err and "positive" in err
+    assert not out.exists()
