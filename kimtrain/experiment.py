@@ -147,6 +147,9 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     kept = Path(results) if results else None
     for p in planned:
         _restore(p, out, kept)
+    if jobs > 1:  # per-epoch lines of parallel trainings would interleave: one line per finished training
+        for p in planned:
+            p.run.train.progress = False
     tasks = plan_tasks(planned, out, kept)
     _CONTEXTS.update(contexts)
     run_tasks(tasks, jobs, threads)

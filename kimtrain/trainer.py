@@ -120,8 +120,8 @@ class Trainer:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
+            gen.set_state(state["generator"].cpu())  # map_location moved the RNG states too
+            torch.set_rng_state(state["torch_rng"].cpu())
             start, best, history = state["epoch"], state["best"], state["history"]
         writer = self._tensorboard()
         on_terminal = self.cfg.progress and sys.stderr.isatty()
