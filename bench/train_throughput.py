@@ -1,11 +1,15 @@
 """SchNet training throughput: kimtrain vs PyTorch Geometric's SchNet, same data, batches and settings.
 
-64-atom Si cells (Si_fitsnap VASP frames from ../shared/data), batch 32, hidden 128, 5 interaction
+Three models, trained from the same seed on the same batches: kimtrain's SchNet (tabulated filters),
+"before" (the same network as kimtrain computed it until 2026-11-23: the filter network on every
+pair and x[j] gathers; BeforeSchNet below) and PyG's SchNet. 64-atom Si cells (Si_fitsnap VASP frames from ../shared/data), batch 32, hidden 128, 5 interaction
 blocks, 50 Gaussians, cutoff 5 A; PyG gets its edges from the same neighbour list (full list, both
 directions), since radius_graph needs torch_cluster. Both learn per-atom energies with the same
 per-species reference and scale. Prints configurations/s, the ratio, and validation MAE after the
 same number of steps; then peak memory of one training step on 256-atom Al cells at 7 A, batch 32.
-    python bench/train_throughput.py [--steps 150] [--device cpu|cuda]
+Speeds are summed over the seeds; validation MAE is printed per seed, so that equal accuracy
+can be judged against the seed-to-seed spread.
+    python bench/train_throughput.py [--steps 100] [--seeds 0,1,2] [--device cpu|cuda]
 """
 import argparse
 import os
@@ -24,6 +28,35 @@ from kimtrain.models import SchNet
 from kimtrain.reference import fit_species_reference
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "Si_fitsnap.extxyz.gz"
+
+
+class BeforeSchNet(SchNet):
+    """kimtrain's SchNet as it was before the training-speed work: filters evaluated on every pair,
+    messages gathered with x[j] (whose backward is a slow index_put_ on CPU)."""
+
+    def __init__(self, **kw):
+        super().__init__(filter="direct", **kw)
+
+    def atom_features(self, batch):
+        d = batch.vectors().norm(dim=-1)
+        i, j = batch.edge_i, batch.edge_j
+        h = self.embedding(batch.numbers)
+        for b, w in enumerate(self.filter_values(d)):
+            x = self.in2f[b](h)
+            agg = torch.zeros_like(x).index_add_(0, i, x[j] * w).index_add_(0, j, x[i] * w)
+            h = h + self.f2out[b](agg)
+        return h
+
+
+MODELS = ("kimtrain", "before", "pyg")
+
+
+def make_model(name, mu, scale, cutoff):
+    if name == "pyg":
+        return PygModel(mu, scale, cutoff)
+    model = (SchNet if name == "kimtrain" else BeforeSchNet)(hidden=128, n_blocks=5, n_rbf=50, cutoff=cutoff)
+    model.species_ref[14, 0], model.scale[0] = mu, scale
+    return model
 
 
 class PeriodicEdges(torch.nn.Module):
@@ -101,7 +134,7 @@ def memory_step(which: str, device: str):
         frames.append(at)
     graphs = build_graphs(frames, 7.0)
     dev = torch.device(device)
-    model = (SchNet(cutoff=7.0) if which == "kimtrain" else PygModel(-3.7, 0.05, 7.0)).to(dev)
+    model = make_model(which, -3.7, 0.05, 7.0).to(dev)
     batch = collate(graphs).to(dev)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model(batch).sum().backward()
@@ -112,7 +145,8 @@ def memory_step(which: str, device: str):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (model weights and batches)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -120,7 +154,7 @@ def main():
         return memory_step(*a.memory_child)
     if not DATA.exists():
         sys.exit(f"{DATA} not found: the benchmark uses the Si_fitsnap set of ../shared/data")
-    device = torch.device(a.device)
+    device, seeds = torch.device(a.device), [int(s) for s in a.seeds.split(",")]
     data = load_dataset([DATA])
     keep = np.flatnonzero(data.n_atoms == 64)
     rng = np.random.default_rng(0)
@@ -132,21 +166,24 @@ def main():
     scale = float(np.std(data.energy[tr] / 64 - mu))
     e, n = data.energy, data.n_atoms
     g_tr, g_va = [graphs[i] for i in tr], [graphs[i] for i in va]
-    print(f"# device {device}, torch {torch.__version__}, {os.cpu_count()} CPU cores; 64-atom Si_fitsnap cells, "
-          f"batch 32, {a.steps} steps")
-    results = {}
-    for name in ("kimtrain", "pyg"):
-        torch.manual_seed(0)
-        if name == "kimtrain":
-            model = SchNet(hidden=128, n_blocks=5, n_rbf=50, cutoff=5.0)
-            model.species_ref[14, 0], model.scale[0] = mu, scale
-        else:
-            model = PygModel(mu, scale, 5.0)
-        secs, model = train(model, g_tr, e[tr], n[tr], a.steps, device)
-        results[name] = (32 * a.steps / secs, val_mae(model, g_va, e[va], n[va], device))
-        print(f"{name:9} {results[name][0]:8.1f} configs/s   val MAE {1000 * results[name][1]:.1f} meV/atom", flush=True)
-    print(f"speed ratio kimtrain / PyG: {results['kimtrain'][0] / results['pyg'][0]:.2f}")
-    for name in ("kimtrain", "pyg"):
+    print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; 64-atom Si_fitsnap "
+          f"cells, batch 32, {a.steps} steps, seeds {seeds}")
+    secs = {name: 0.0 for name in MODELS}
+    for seed in seeds:
+        maes = []
+        for name in MODELS:
+            torch.manual_seed(seed)
+            model = make_model(name, mu, scale, 5.0)
+            dt, model = train(model, g_tr, e[tr], n[tr], a.steps, device, seed)
+            secs[name] += dt
+            maes.append(f"{name} {1000 * val_mae(model, g_va, e[va], n[va], device):.1f}")
+        print(f"seed {seed}: val MAE (meV/atom) " + ", ".join(maes), flush=True)
+    speed = {name: 32 * a.steps * len(seeds) / secs[name] for name in MODELS}
+    for name in MODELS:
+        print(f"{name:9} {speed[name]:8.1f} configs/s")
+    print(f"speed ratio kimtrain / PyG: {speed['kimtrain'] / speed['pyg']:.2f}; kimtrain / before: "
+          f"{speed['kimtrain'] / speed['before']:.2f}")
+    for name in MODELS:
         out = subprocess.run([sys.executable, __file__, "--device", a.device, "--memory-child", name, a.device],
                              capture_output=True, text=True)
         peak = out.stdout.strip() or f"failed: {out.stderr.strip().splitlines()[-1:]}"

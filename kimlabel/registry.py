@@ -93,8 +93,7 @@ def models_for_species(species: list[str]) -> list[dict]:
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from .runner import process_context
-    from .session import flush_c_stdio
+    from .session import flush_c_stdio, process_context
     flush_c_stdio()
     with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
         return pool.submit(_scan, list(species)).result()

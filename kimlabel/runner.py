@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import pandas as pd
 
 from .evaluator import crashed_result, evaluate_chunk, init_worker, merge_model_results
 from .inputs import from_atoms
-from .session import flush_c_stdio
+from .session import flush_c_stdio, process_context
 
 
 @contextlib.contextmanager
@@ -34,11 +33,6 @@ def batched(iterable, n):
     it = iter(iterable)
     while chunk := list(itertools.islice(it, n)):
         yield chunk
-
-
-def process_context():
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _pool(jobs, potentials, forces, scratch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import multiprocessing
 import os
 
 import numpy as np
@@ -175,6 +176,12 @@ def silence_stdout():
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)
+
+
+def process_context():
+    """Worker processes are forked where the platform can (fast start, models not re-imported)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def flush_c_stdio():

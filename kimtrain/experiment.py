@@ -23,7 +23,8 @@ from kimlabel.files import write_atomic
 
 from .config import from_dict
 from .data import load_dataset
-from .fit import load_context, run_fit
+from .fit import run_fit
+from .task import load_context
 from .parallel import Task, run_tasks
 from .report import results_markdown
 from .splits import make_split, write_split

@@ -4,106 +4,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 import yaml
 
 from kimlabel.files import write_atomic
 
 from .config import STRATEGIES, RunConfig
-from .data import Dataset, load_dataset
-from .graphs import collate
-from .losses import masked_mse, residuals, tukey_biweight
-from .pipeline import energy_metrics, energy_validator, model_meta, new_model, predict, prepare_graphs, set_reference
-from .splits import MARKS, indices, read_split
-from .trainer import LabelledSet, Trainer, as_targets
-
-
-@dataclass
-class Context:
-    """Everything a strategy needs about one data set and split."""
-    run: RunConfig
-    data: Dataset
-    graphs: list
-    species: list
-    idx: dict  # mark -> config ids
-
-    @property
-    def dft(self):
-        return self.data.energy
-
-    def subset(self, ids, targets) -> LabelledSet:
-        """Graphs of `ids` with targets shaped (len(ids), k); an empty selection gives k = 1."""
-        targets = np.asarray(targets)
-        return LabelledSet([self.graphs[i] for i in ids], targets.reshape(len(ids), -1 if len(ids) else 1))
-
-
-def load_context(run: RunConfig, split=None) -> Context:
-    data = load_dataset(run.data, run.energy_key)
-    split = read_split(run.split, len(data)) if split is None else split
-    idx = {m: indices(split, m) for m in MARKS}
-    for mark in ("train", "val", "test"):
-        missing = idx[mark][~np.isfinite(data.energy[idx[mark]])]
-        if len(missing):
-            raise ValueError(f"{run.split}: {mark} configurations {missing[:10].tolist()} have no DFT energy")
-    if not len(idx["train"]) or not len(idx["val"]):
-        raise ValueError(f"{run.split}: the split needs train and val configurations")
-    species = data.species
-    return Context(run, data, prepare_graphs(data.atoms, run.model, species, data.key), species, idx)
-
-
-def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: float = 0.0, tukey: bool = True,
-                     batch_size: int = 32, seed: int = 0):
-    """MSE on DFT batches, plus alpha * Tukey biweight (or MSE) on a batch of augmented labels.
-
-    The augmented batch at each step is drawn from a generator seeded by the step, so resumed
-    runs see the same batches. Mean losses per batch carry the paper's n_train / n_aug factor.
-    """
-    def objective(model, batch, targets, step):
-        loss = masked_mse(model(batch), targets, batch.n_atoms, per_atom)
-        if aux is not None and len(aux) and alpha > 0:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            pick = torch.randint(len(aux), (min(batch_size, len(aux)),), generator=g).numpy()
-            ab = collate([aux.graphs[i] for i in pick]).to(batch.positions.device)
-            r = residuals(model(ab), as_targets(aux.targets[pick]).to(ab.positions.device), ab.n_atoms, per_atom)
-            loss = loss + alpha * (tukey_biweight(r) if tukey else (r[torch.isfinite(r)] ** 2).mean())
-        return loss
-    return objective
-
-
-def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, alpha: float = 0.0,
-                 resume: bool = False):
-    """Train an energy model on the train marks (plus augmented labels), select on val."""
-    run = ctx.run
-    train_ids, val_ids = ctx.idx["train"], ctx.idx["val"]
-    train = ctx.subset(train_ids, ctx.dft[train_ids])
-    model = model if model is not None else new_model(run.model, 1, ctx.graphs, train.graphs, run.train.seed)
-    set_reference(model, [ctx.data.atoms[i] for i in train_ids], ctx.dft[train_ids], ctx.species)
-    objective = energy_objective(run.train.loss == "per_atom", aux, alpha, run.strategy.tukey,
-                                 run.train.batch_size, run.train.seed)
-    meta = model_meta(run.model, 1, ctx.graphs, ctx.species)
-    validate = energy_validator(ctx.subset(val_ids, ctx.dft[val_ids]), run.train.batch_size)
-    best = Trainer(model, run.train, out, objective, validate, "val_mae_per_atom", meta=meta).fit(train, resume)
-    return model, best
-
-
-def device_name(model) -> str:
-    """Where a model trained: 'cpu (N threads)' or the GPU's name."""
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def test_metrics(ctx: Context, model) -> dict:
-    ids = ctx.idx["test"]
-    if not len(ids):
-        return {}
-    m = energy_metrics(predict(model, [ctx.graphs[i] for i in ids]), ctx.dft[ids], ctx.data.n_atoms[ids])
-    return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"]}
+from .strategies import fit_with_eips
+from .task import Context, device_name, load_context, test_metrics, train_energy
 
 
 def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
@@ -121,7 +30,6 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
     if strategy == "baseline":
         model, best = train_energy(ctx, out, resume=resume)
     else:
-        from .strategies import fit_with_eips
         model, best, extra = fit_with_eips(ctx, out, strategy, resume, shared)
     metrics = {"model": run.model.name, "strategy": strategy, "seed": run.train.seed,
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),

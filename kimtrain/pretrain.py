@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .alignment import EIPLabels
-from .fit import energy_objective
+from .task import energy_objective
 from .pipeline import model_meta, new_model, predict, set_reference
 from .trainer import Trainer
 

@@ -16,7 +16,7 @@ import torch
 
 from .alignment import align, load_eip_table
 from .augment import augmented_labels, label_quality, train_classifier
-from .fit import train_energy
+from .task import train_energy
 from .pretrain import for_finetuning, pretrain, pretrain_losses
 
 

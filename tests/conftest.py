@@ -13,6 +13,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def demo_spec() -> dict:
+    """configs/demo.yaml with its data paths made absolute (tests write the spec elsewhere)."""
+    import yaml
+    spec = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    ds = spec["datasets"][0]
+    ds["data"] = [str(REPO / p) for p in ds["data"]]
+    ds["pool_file"] = str(REPO / ds["pool_file"])
+    return spec
+
+
 def shared_file(name: str) -> Path:
     """A file of ../shared/data, or skip with the reason when the folder is absent."""
     path = SHARED / name

@@ -5,14 +5,11 @@ import yaml
 
 from kimtrain.cli import main
 
-from conftest import REPO
+from conftest import demo_spec
 
 
 def test_quick_experiment_on_demo_set(tmp_path):
-    spec = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    ds = spec["datasets"][0]
-    ds["data"] = [str(REPO / p) for p in ds["data"]]
-    ds["pool_file"] = str(REPO / ds["pool_file"])
+    spec = demo_spec()
     spec["quick"] = {"epochs": 10, "classifier_epochs": 20, "pretrain_epochs": 5, "pool_max": 400,
                      "alphas": [0.1, 1.0]}
     spec["ablations"] = {"tukey": True, "tsne": True}

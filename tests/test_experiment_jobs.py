@@ -8,7 +8,7 @@ import yaml
 
 from kimtrain.cli import main
 
-from conftest import REPO
+from conftest import demo_spec
 
 COLUMNS = ["val_mae", "val_mae_per_atom", "test_mae", "test_mae_per_atom", "best_epoch", "alpha",
            "pretrain_loss_last", "classifier_val_accuracy", "n_selected"]
@@ -16,10 +16,7 @@ COLUMNS = ["val_mae", "val_mae_per_atom", "test_mae", "test_mae_per_atom", "best
 
 @pytest.fixture
 def demo_config(tmp_path):
-    spec = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    ds = spec["datasets"][0]
-    ds["data"] = [str(REPO / p) for p in ds["data"]]
-    ds["pool_file"] = str(REPO / ds["pool_file"])
+    spec = demo_spec()
     spec["quick"] = {"epochs": 4, "classifier_epochs": 4, "pretrain_epochs": 3, "pool_max": 150,
                      "alphas": [0.1, 1.0], "models": ["schnet"]}
     config = tmp_path / "demo.yaml"

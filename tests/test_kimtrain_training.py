@@ -11,7 +11,7 @@ from kimtrain import Calculator
 from kimtrain.cli import main
 from kimtrain.config import from_dict
 from kimtrain.data import load_dataset
-from kimtrain.fit import energy_objective, load_context
+from kimtrain.task import energy_objective, load_context
 from kimtrain.pipeline import energy_validator, model_meta, new_model, set_reference
 from kimtrain.reference import fit_species_reference, reference_energy
 from kimtrain.splits import read_split
@@ -131,6 +131,6 @@ def test_label_augmentation_with_no_selected_label_trains_like_baseline(cu, tmp_
     ctx = load_context(run)
     empty = ctx.subset(np.array([], dtype=int), np.array([]))
     assert len(empty) == 0 and empty.targets.shape == (0, 1)
-    from kimtrain.fit import train_energy
+    from kimtrain.task import train_energy
     _, best = train_energy(ctx, tmp_path / "la_empty", aux=empty, alpha=1.0)
     assert np.isfinite(best["val_mae_per_atom"])
