@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 
-from .config import STRATEGIES
 
 
 def cmd_split(a):
@@ -95,7 +94,8 @@ def build_parser():
     f.add_argument("--model", choices=["schnet", "soapnet"])
     f.add_argument("--out")
     f.add_argument("--table", help="kimlabel table (for la, mp, mp+la)")
-    f.add_argument("--strategy", choices=STRATEGIES)
+    from .strategies import names as strategy_names
+    f.add_argument("--strategy", choices=strategy_names())
     f.add_argument("--alpha", type=float, help="LA weight (default: chosen on validation)")
     f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
     f.add_argument("--epochs", type=int)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import yaml
 
-STRATEGIES = ("baseline", "la", "mp", "mp+la")  # ways to use EIP knowledge, in the order tables list them
-
 
 @dataclass
 class ModelConfig:
@@ -40,7 +38,7 @@ class TrainConfig:
 
 @dataclass
 class StrategyConfig:
-    strategy: str = "baseline"  # baseline | la | mp | mp+la
+    strategy: str = "baseline"  # a registered strategy: baseline | la | mp | mp+la (kimtrain.strategies)
     alpha: float | None = None  # LA weight; None: chosen on validation from alphas
     alphas: list = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0])
     cut: float = 0.1            # eV/atom: an EIP is a class only if within this of DFT
@@ -75,7 +73,7 @@ POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "so
             "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
             "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom")}
 FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}
-CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"), ("strategy", "strategy"): STRATEGIES,
+CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"),
            ("strategy", "confidence"): (None, "low", "medium", "high")}
 
 

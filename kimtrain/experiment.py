@@ -28,7 +28,8 @@ from .task import load_context
 from .parallel import Task, run_tasks
 from .report import results_markdown
 from .splits import make_split, write_split
-from .strategies import prepare, train_variant, uses
+from .strategies import get as get_strategy
+from .shared_training import prepare
 
 QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 150, "seeds": [0],
          "alphas": [0.1, 1.0], "models": None}
@@ -115,6 +116,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
     models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
     ablations = spec.get("ablations") or {}
+    for name in spec["strategies"]:
+        get_strategy(name)  # an unknown name stops here, before any work
     planned, contexts, tsne = [], {}, []
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
@@ -143,7 +146,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     alpha_from = main_la if label not in spec["strategies"] and r.strategy.alpha is None else None
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
                     planned.append(PlannedRun(ds["name"], model, seed, label, r, shared, alpha_from))
-                if ablations.get("tsne") and "mp" in spec["strategies"] and seed == seeds[0]:
+                pretrained = any(get_strategy(s).pretraining for s in spec["strategies"])
+                if ablations.get("tsne") and pretrained and seed == seeds[0]:
                     tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
     kept = Path(results) if results else None
     for p in planned:
@@ -180,29 +184,26 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
             tasks.append(Task(name, fn, args, list(needs)))
         return name
 
-    fit_name = {}
-    for p in planned:
-        fit_name[p.run.out] = f"{Path(p.run.out).relative_to(out)}"
+    fit_name = {p.run.out: str(Path(p.run.out).relative_to(out)) for p in planned}
     for p in planned:
         if p.metrics_path.exists():
             continue
-        strategy, s = p.run.strategy.strategy, p.run.strategy
+        strategy = get_strategy(p.run.strategy.strategy)
         shared_rel = Path(p.shared).relative_to(out)
         needs = []
-        pretraining, classifier = uses(strategy)
-        if pretraining:
-            needs.append(add(f"{shared_rel}/pretrain", _task_prepare, (p.run, "mp", p.shared)))
-        if classifier:
-            needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, "la", p.shared)))
+        if strategy.pretraining:
+            needs.append(add(f"{shared_rel}/pretrain", _task_prepare, (p.run, True, False, p.shared)))
+        if strategy.classifier:
+            needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, False, True, p.shared)))
         if p.alpha_from:
             la = str(Path(p.alpha_from).parent)
             if la in fit_name and not Path(p.alpha_from).exists():
                 needs.append(fit_name[la])
-        elif strategy != "baseline":
-            grid = [s.alpha] if s.alpha is not None else s.alphas
-            for alpha in (grid if classifier else [0.0]):
-                suffix = f" alpha={alpha:g}" if classifier else " fine-tuning"
-                needs.append(add(fit_name[p.run.out] + suffix, _task_variant, (p.run, alpha, p.shared), needs[:2]))
+        elif len(strategy.variants(p.run)) > 1:  # one task per variant; the run's task then selects
+            shared_needs = list(needs)
+            for v in strategy.variants(p.run):
+                needs.append(add(f"{fit_name[p.run.out]} {strategy.variant_name(v)}", _task_variant,
+                                 (p.run, v, p.shared), shared_needs))
         rel = Path(p.run.out).relative_to(out)
         add(fit_name[p.run.out], _task_fit, (p, kept / rel if kept else None), needs)
     return tasks
@@ -233,13 +234,13 @@ def _context(run):
     return dataclasses.replace(_CONTEXTS[key], run=run)
 
 
-def _task_prepare(run, part: str, shared):
-    prepare(_context(run), run.out, part, True, shared)
+def _task_prepare(run, pretraining: bool, classifier: bool, shared):
+    prepare(_context(run), run.out, pretraining, classifier, True, shared)
 
 
-def _task_variant(run, alpha: float, shared):
-    ctx = _context(run)
-    train_variant(ctx, run.out, prepare(ctx, run.out, run.strategy.strategy, True, shared), alpha, True)
+def _task_variant(run, variant: float, shared):
+    ctx, strategy = _context(run), get_strategy(run.strategy.strategy)
+    strategy.train(ctx, run.out, strategy.prepare(ctx, run.out, True, shared), variant, True)
 
 
 def _task_fit(p: PlannedRun, keep_dir: Path | None):

@@ -1,4 +1,4 @@
-"""`kimtrain fit`: train one model with one strategy (baseline, la, mp, mp+la) and score it on test."""
+"""`kimtrain fit`: train one model with one registered strategy (baseline, la, mp, mp+la...) and score it on test."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,28 +10,22 @@ import yaml
 
 from kimlabel.files import write_atomic
 
-from .config import STRATEGIES, RunConfig
-from .strategies import fit_with_eips
-from .task import Context, device_name, load_context, test_metrics, train_energy
+from . import strategies
+from .config import RunConfig
+from .task import Context, device_name, load_context, test_metrics
 
 
 def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
     """Train with run.strategy.strategy; writes OUT/metrics.json and OUT/config.yaml; returns the metrics."""
-    strategy = run.strategy.strategy
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-    if strategy != "baseline" and not run.table:
-        raise ValueError(f"strategy {strategy} needs a kimlabel table (--table)")
+    strategy = strategies.get(run.strategy.strategy)
+    if strategy.needs_table and not run.table:
+        raise ValueError(f"strategy {strategy.name} needs a kimlabel table (--table)")
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
     ctx = dataclasses.replace(ctx, run=run) if ctx is not None else load_context(run)
-    extra = {}
-    if strategy == "baseline":
-        model, best = train_energy(ctx, out, resume=resume)
-    else:
-        model, best, extra = fit_with_eips(ctx, out, strategy, resume, shared)
-    metrics = {"model": run.model.name, "strategy": strategy, "seed": run.train.seed,
+    model, best, extra = strategy.fit(ctx, out, resume, shared)
+    metrics = {"model": run.model.name, "strategy": strategy.name, "seed": run.train.seed,
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),
                "val_mae": best.get("val_mae"), "val_mae_per_atom": best.get("val_mae_per_atom"),

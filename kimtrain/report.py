@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .alignment import align, eip_errors, load_eip_table
-from .config import STRATEGIES
+from .strategies import names as strategy_names
 
 
 def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -43,7 +43,7 @@ def results_markdown(df: pd.DataFrame, quick: bool = False) -> str:
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
                   "|---|---|---|---|---|---|---|"]
         all_seeds = set(g.seed)
-        order = [k for k in STRATEGIES if k in set(g.strategy)]
+        order = [k for k in strategy_names() if k in set(g.strategy)]
         for strategy in order + [k for k in g.strategy.unique() if k not in order]:
             s = g[g.strategy == strategy]
             seeds = sorted(set(s.seed))

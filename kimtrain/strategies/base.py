@@ -1,0 +1,79 @@
+"""A strategy: how a model uses (or doesn't use) EIP knowledge, declared once and registered by name.
+
+Every strategy runs the same way, so that `kimtrain experiment --jobs N` can run its parts in
+parallel: the shared trainings it declares (the multi-task pretraining, the LA classifier; kept
+in a `shared` folder and reused by sibling strategies on the same split), then one training per
+variant (per alpha for LA), then the variant with the lowest validation per-atom MAE is chosen.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..shared_training import Prepared, prepare, train_variant
+
+REGISTRY: dict = {}  # name -> Strategy, in registration order (the order tables list them)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    summary: str
+    pretraining: bool = False  # needs the EIP multi-task pretraining (shared by every strategy that declares it)
+    classifier: bool = False   # needs the LA classifier and its augmented labels (shared likewise)
+
+    @property
+    def needs_table(self) -> bool:
+        """A kimlabel table is needed by any strategy that uses EIP labels."""
+        return self.pretraining or self.classifier
+
+    def variants(self, run) -> list[float]:
+        """The trainings to choose among on validation: LA weights alpha, or one training."""
+        if not self.classifier:
+            return [0.0]
+        return [run.strategy.alpha] if run.strategy.alpha is not None else list(run.strategy.alphas)
+
+    def variant_name(self, variant: float) -> str:
+        return f"alpha={variant:g}" if self.classifier else "fine-tuning" if self.pretraining else "training"
+
+    def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
+        return prepare(ctx, out, self.pretraining, self.classifier, resume, shared)
+
+    def train(self, ctx, out, prepared: Prepared, variant: float, resume: bool = False):
+        """One variant's training; returns (model, best validation metrics, its folder with best.pt)."""
+        return train_variant(ctx, out, prepared, variant, resume)
+
+    def fit(self, ctx, out, resume: bool = False, shared=None):
+        """All variants, the best on validation copied to OUT/best.pt; returns (model, best, report)."""
+        prepared = self.prepare(ctx, out, resume, shared)
+        chosen = None
+        for variant in self.variants(ctx.run):
+            model, best, folder = self.train(ctx, out, prepared, variant, resume)
+            if chosen is None or best["val_mae_per_atom"] < chosen[1]["val_mae_per_atom"]:
+                chosen = (model, best, folder, variant)
+        model, best, folder, variant = chosen
+        if Path(folder) != Path(out):
+            shutil.copyfile(Path(folder) / "best.pt", Path(out) / "best.pt")
+        report = dict(prepared.report)
+        if self.classifier:
+            report["alpha"] = float(variant)
+        return model, best, report
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Make a strategy available by name to `kimtrain fit --strategy`, experiments and tables."""
+    if strategy.name in REGISTRY and REGISTRY[strategy.name] != strategy:
+        raise ValueError(f"strategy {strategy.name!r} is already registered")
+    REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def get(name: str) -> Strategy:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
