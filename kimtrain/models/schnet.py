@@ -16,6 +16,7 @@ from torch import nn
 
 from .base import MAX_Z, AtomisticModel
 from .common import ShiftedSoftplus, mlp
+from .fused import can_fuse, fused_conv
 
 
 class SchNet(AtomisticModel):
@@ -46,22 +47,31 @@ class SchNet(AtomisticModel):
         first = self.filter_act(self.filter_in(rbf)).split(self.hidden, dim=-1)
         return [self.filter_out[b](first[b]) * fcut[:, None] for b in range(self.n_blocks)]
 
+    def filter_tables(self, d: torch.Tensor):
+        """The filter network on the grid, one (filter_grid, hidden) table per block, and each
+        pair's place on the grid: index k (E,) and fraction t (E,) between rows k and k + 1."""
+        g = self.filter_grid
+        grid = torch.linspace(0.0, self.cutoff, g, device=d.device, dtype=d.dtype)
+        u = (d * ((g - 1) / self.cutoff)).clamp(0.0, g - 1.0)
+        k = u.detach().floor().long().clamp(max=g - 2)
+        return self.filter_values(grid), k, u - k
+
     def pair_filters(self, d: torch.Tensor):
         """Per-pair filters for each block (E, hidden), evaluated directly or interpolated from the grid."""
         if self.filter == "direct":
             return self.filter_values(d)
-        g = self.filter_grid
-        grid = torch.linspace(0.0, self.cutoff, g, device=d.device, dtype=d.dtype)
-        tables = self.filter_values(grid)
-        u = (d * ((g - 1) / self.cutoff)).clamp(0.0, g - 1.0)
-        k = u.detach().floor().long().clamp(max=g - 2)
-        t = (u - k)[:, None]
-        return [torch.lerp(tab.index_select(0, k), tab.index_select(0, k + 1), t) for tab in tables]
+        tables, k, t = self.filter_tables(d)
+        return [torch.lerp(tab.index_select(0, k), tab.index_select(0, k + 1), t[:, None]) for tab in tables]
 
     def atom_features(self, batch) -> torch.Tensor:
         d = batch.vectors().norm(dim=-1)
         i, j = batch.edge_i, batch.edge_j
         h = self.embedding(batch.numbers)
+        if self.filter == "tabulated" and can_fuse(h, d):  # CPU, no forces: one fused loop per block
+            tables, k, t = self.filter_tables(d)
+            for b, table in enumerate(tables):
+                h = h + self.f2out[b](fused_conv(self.in2f[b](h), table, i, j, k, t))
+            return h
         for b, w in enumerate(self.pair_filters(d)):
             x = self.in2f[b](h)
             # index_select, not x[j]: its backward is index_add_, far faster on CPU than advanced indexing's
