@@ -30,6 +30,10 @@ def threads_per_job(jobs: int, threads: int | None = None) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
+def failure(task: Task, exc: Exception) -> RuntimeError:
+    return RuntimeError(f"{task.name} failed: {exc}; finished runs are kept, rerun the same command to continue")
+
+
 def _init_worker(threads: int):
     import torch
     torch.set_num_threads(threads)
@@ -63,7 +67,11 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
                 raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
             for t in batch:
                 pending.remove(t)
-                finished(t, t.fn(*t.args))
+                try:
+                    result = t.fn(*t.args)
+                except Exception as exc:
+                    raise failure(t, exc) from exc
+                finished(t, result)
         return results
     running = {}
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
@@ -82,7 +90,6 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
                 try:
                     result = future.result()
                 except Exception as exc:
-                    raise RuntimeError(f"{task.name} failed: {exc}; finished runs are kept, rerun the "
-                                       "same command to continue") from exc
+                    raise failure(task, exc) from exc
                 finished(task, result)
     return results
