@@ -20,13 +20,14 @@ class EIPLabels:
     offsets: dict          # name -> {species: mu (eV/atom)}
 
 
-def load_eip_table(path, n_configs: int) -> pd.DataFrame:
-    """A kimlabel table whose config_ids are exactly 0..n_configs-1 (else an error naming the file)."""
-    df, _ = read_table(path)
+def load_eip_table(path, n_configs: int) -> tuple[pd.DataFrame, dict]:
+    """(table, kimlabel metadata) of a table whose config_ids are exactly 0..n_configs-1 (else an
+    error naming the file)."""
+    df, meta = read_table(path)
     if len(df) != n_configs or not (df.config_id.values == np.arange(n_configs)).all():
         raise ValueError(f"{path}: table has {len(df)} configurations but the data has {n_configs}; "
                          "label the same files in the same order (kimlabel label DATA [POOL] ...)")
-    return df
+    return df, meta
 
 
 def align(table: pd.DataFrame, atoms_list, dft: np.ndarray, train_idx, species, limit: float = 200.0,

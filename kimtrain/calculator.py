@@ -1,4 +1,5 @@
-"""kimtrain.Calculator: an ASE calculator for a trained run (energy; forces by autograd for SchNet)."""
+"""kimtrain.Calculator: an ASE calculator for a trained run (energy; forces by autograd for SchNet;
+Δ models add their EIP's energy and forces)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import torch
 from ase.calculators.calculator import Calculator as ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
+from .eip_baseline import EIPBaseline
 from .graphs import build_graph, collate
 from .pipeline import model_from_meta, prepare_graphs
 from .trainer import pick_device
@@ -36,6 +38,7 @@ class Calculator(ASECalculator):
         self.device = pick_device(device)
         self.model, self.checkpoint = load_model(run_dir, self.device)
         self.config = self.checkpoint["model_config"]
+        self.eip = EIPBaseline.from_meta(self.checkpoint.get("eip_baseline"))  # delta models add their EIP
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -59,3 +62,8 @@ class Calculator(ASECalculator):
             with torch.no_grad():
                 energy = self.model(collate(graphs).to(self.device))[0, 0]
         self.results["energy"] = self.results["free_energy"] = float(energy.detach())
+        if self.eip is not None:
+            e_eip, f_eip = self.eip.evaluate([self.atoms], forces=wants_forces)
+            self.results["energy"] = self.results["free_energy"] = self.results["energy"] + float(e_eip[0])
+            if wants_forces:
+                self.results["forces"] = self.results["forces"] + f_eip[0]

@@ -29,7 +29,7 @@ def cmd_fit(a):
     over = {"data": a.data, "split": a.split, "table": a.table, "out": a.out, "energy_key": a.energy_key,
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
             "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
-            "train.threads": a.threads}
+            "train.threads": a.threads, "strategy.eip": a.eip}
     run = load(a.config, over)
     if not run.data or not run.split:
         raise ValueError("fit needs --data and --split (or data/split in --config)")
@@ -98,6 +98,7 @@ def build_parser():
     f.add_argument("--strategy", choices=strategy_names())
     f.add_argument("--alpha", type=float, help="LA weight (default: chosen on validation)")
     f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
+    f.add_argument("--eip", help="delta: the EIP (table short name) the network corrects (default: chosen on val)")
     f.add_argument("--epochs", type=int)
     f.add_argument("--seed", type=int)
     f.add_argument("--device", help="auto, cpu, cuda")

@@ -48,6 +48,7 @@ class StrategyConfig:
     warmup: float = 0.1         # fraction of steps of slanted-triangular warm-up
     max_energy_per_atom: float = 200.0  # eV/atom: EIP labels above are masked in pretraining
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
+    eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
     confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from .calculator import load_model
 from .config import ModelConfig
 from .data import load_dataset
+from .eip_baseline import EIPBaseline
 from .pipeline import energy_metrics, predict, prepare_graphs
 from .splits import read_split
 
@@ -28,6 +29,9 @@ def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) ->
         ids = ids[np.isin(marks, ["train", "val", "test"])]
     graphs = prepare_graphs(data.atoms, ModelConfig(**state["model_config"]), state["species"], key=data.key)
     pred = predict(model, [graphs[i] for i in ids])[:, 0]
+    eip = EIPBaseline.from_meta(state.get("eip_baseline"))
+    if eip is not None:  # a delta model: the network predicts DFT minus this EIP
+        pred = pred + eip.evaluate([data.atoms[i] for i in ids])[0]
     n_atoms, dft = data.n_atoms[ids], data.energy[ids]
     df = pd.DataFrame({"config_id": ids, "mark": marks[ids], "n_atoms": n_atoms,
                        "config_type": [data.config_type[i] for i in ids], "energy_dft": dft, "energy_pred": pred})

@@ -285,7 +285,7 @@ def _eip_subset_runs(ctx, ablations, table):
     if not ablations.get("eip_subsets"):
         return []
     from .alignment import align, eip_errors, load_eip_table
-    labels = align(load_eip_table(table, len(ctx.data)), ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species)
+    labels = align(load_eip_table(table, len(ctx.data))[0], ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species)
     err = eip_errors(labels, ctx.dft, ctx.data.n_atoms, ctx.idx["val"]).dropna().sort_values("mae_per_atom")
     best, worst = err.eip.iloc[0], err.eip.iloc[-1]
     return [(f"la (best-1 {best})", {"strategy": "la", "eips": [best]}),

@@ -29,7 +29,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),
                "val_mae": best.get("val_mae"), "val_mae_per_atom": best.get("val_mae_per_atom"),
-               **test_metrics(ctx, model), **extra, "device": device_name(model),
+               **test_metrics(strategy.scoring_context(ctx, extra), model), **extra, "device": device_name(model),
                "finished": time.strftime("%Y-%m-%d")}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

@@ -13,7 +13,7 @@ def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
     best EIP (lowest per-atom MAE) per config_type on the test marks."""
     from .splits import indices
     train, test = indices(split, "train"), indices(split, "test")
-    labels = align(load_eip_table(table_path, len(data)), data.atoms, data.energy, train, data.species)
+    labels = align(load_eip_table(table_path, len(data))[0], data.atoms, data.energy, train, data.species)
     overall = eip_errors(labels, data.energy, data.n_atoms, test).sort_values("mae_per_atom", ignore_index=True)
     types = np.array([t or "(none)" for t in data.config_type])
     best = []

@@ -23,22 +23,26 @@ class Prepared:
     start: object       # pretrained model with a fresh energy head (mp, mp+la), else None
     aux: object         # LabelledSet of augmented labels (la, mp+la), else None
     report: dict        # pretraining / classifier figures for metrics.json
+    labels: object = None   # EIPLabels aligned on the train marks, when the strategy uses the table
+    kim_ids: dict = None    # EIP short name -> full KIM ID (the table's metadata)
 
 
-def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False, shared=None) -> Prepared:
-    """Run (or reuse) the pretraining and / or the classifier on ctx.
+def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False, shared=None,
+            table: bool = False) -> Prepared:
+    """Align the table's EIPs on the train marks (when any of the three is asked for) and run (or
+    reuse) the pretraining and / or the classifier on ctx.
 
     shared: a folder where the pretrained model and the classifier are kept and reused by other
     strategies on the same split (mp and mp+la share one pretraining, la and mp+la one classifier).
     """
-    if not (pretraining or classifier):
+    if not (pretraining or classifier or table):
         return Prepared(None, None, {})
     run, out = ctx.run, Path(out)
     if not run.table:
         raise ValueError(f"strategy {run.strategy.strategy} needs a kimlabel table (--table)")
     common, reuse = (Path(shared), True) if shared else (out, resume)
-    table = load_eip_table(run.table, len(ctx.data))
-    labels = align(table, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
+    frame, meta = load_eip_table(run.table, len(ctx.data))
+    labels = align(frame, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
     report, start, aux = {"eips": ",".join(labels.names)}, None, None
     if pretraining:
@@ -54,7 +58,7 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
         aux = ctx.subset(ids, values)
         report.update(classifier_val_accuracy=result.val_accuracy, classifier_val_chance=result.val_chance,
                       **label_quality(ctx, ids, values, run.strategy.cut))
-    return Prepared(start, aux, report)
+    return Prepared(start, aux, report, labels, meta.get("models", {}))
 
 
 def variant_dir(out, prepared: Prepared, alpha: float) -> Path:

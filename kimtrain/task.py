@@ -70,8 +70,9 @@ def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: floa
 
 
 def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, alpha: float = 0.0,
-                 resume: bool = False):
-    """Train an energy model on the train marks (plus augmented labels), select on val."""
+                 resume: bool = False, meta_extra: dict | None = None):
+    """Train an energy model on the train marks (plus augmented labels), select on val.
+    meta_extra joins the checkpoint's metadata (delta: the EIP that predictions add back)."""
     run = ctx.run
     train_ids, val_ids = ctx.idx["train"], ctx.idx["val"]
     train = ctx.subset(train_ids, ctx.dft[train_ids])
@@ -79,7 +80,7 @@ def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, 
     set_reference(model, [ctx.data.atoms[i] for i in train_ids], ctx.dft[train_ids], ctx.species)
     objective = energy_objective(run.train.loss == "per_atom", aux, alpha, run.strategy.tukey,
                                  run.train.batch_size, run.train.seed)
-    meta = model_meta(run.model, 1, ctx.graphs, ctx.species)
+    meta = {**model_meta(run.model, 1, ctx.graphs, ctx.species), **(meta_extra or {})}
     validate = energy_validator(ctx.subset(val_ids, ctx.dft[val_ids]), run.train.batch_size)
     best = Trainer(model, run.train, out, objective, validate, "val_mae_per_atom", meta=meta).fit(train, resume)
     return model, best

@@ -22,11 +22,12 @@ class Strategy:
     summary: str
     pretraining: bool = False  # needs the EIP multi-task pretraining (shared by every strategy that declares it)
     classifier: bool = False   # needs the LA classifier and its augmented labels (shared likewise)
+    uses_table: bool = False   # reads the aligned EIP energies without either of those (delta)
 
     @property
     def needs_table(self) -> bool:
         """A kimlabel table is needed by any strategy that uses EIP labels."""
-        return self.pretraining or self.classifier
+        return self.pretraining or self.classifier or self.uses_table
 
     def variants(self, run) -> list[float]:
         """The trainings to choose among on validation: LA weights alpha, or one training."""
@@ -34,11 +35,19 @@ class Strategy:
             return [0.0]
         return [run.strategy.alpha] if run.strategy.alpha is not None else list(run.strategy.alphas)
 
-    def variant_name(self, variant: float) -> str:
+    def variant_name(self, variant) -> str:
         return f"alpha={variant:g}" if self.classifier else "fine-tuning" if self.pretraining else "training"
 
+    def variant_report(self, variant) -> dict:
+        """What metrics.json records of the chosen variant."""
+        return {"alpha": float(variant)} if self.classifier else {}
+
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
-        return prepare(ctx, out, self.pretraining, self.classifier, resume, shared)
+        return prepare(ctx, out, self.pretraining, self.classifier, resume, shared, self.uses_table)
+
+    def scoring_context(self, ctx, report: dict):
+        """The context whose test marks score the chosen model (delta: DFT minus its EIP)."""
+        return ctx
 
     def train(self, ctx, out, prepared: Prepared, variant: float, resume: bool = False):
         """One variant's training; returns (model, best validation metrics, its folder with best.pt)."""
@@ -50,15 +59,14 @@ class Strategy:
         chosen = None
         for variant in self.variants(ctx.run):
             model, best, folder = self.train(ctx, out, prepared, variant, resume)
-            if chosen is None or best["val_mae_per_atom"] < chosen[1]["val_mae_per_atom"]:
+            if model is not None and (chosen is None or best["val_mae_per_atom"] < chosen[1]["val_mae_per_atom"]):
                 chosen = (model, best, folder, variant)
+        if chosen is None:
+            raise ValueError(f"strategy {self.name}: no variant could be trained ({', '.join(map(str, self.variants(ctx.run)))})")
         model, best, folder, variant = chosen
         if Path(folder) != Path(out):
             shutil.copyfile(Path(folder) / "best.pt", Path(out) / "best.pt")
-        report = dict(prepared.report)
-        if self.classifier:
-            report["alpha"] = float(variant)
-        return model, best, report
+        return model, best, {**prepared.report, **self.variant_report(variant)}
 
 
 def register(strategy: Strategy) -> Strategy:

@@ -1,0 +1,65 @@
+"""delta: Δ-learning. The network learns DFT minus an aligned EIP, and the EIP stays part of the model.
+
+The EIP is chosen on validation among the table's EIPs (or fixed by strategy.eip / --eip); EIPs
+that cannot evaluate every validation and test configuration are skipped. Alignment offsets are
+fitted on the train marks, as for every strategy. The checkpoint records the EIP (KIM ID and
+offsets), so `kimtrain.Calculator` and `kimtrain evaluate` add it back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..eip_baseline import EIPBaseline
+from ..shared_training import prepare
+from ..task import train_energy
+from .base import Strategy, register
+
+
+def residual_context(ctx, labels, eip: str):
+    """ctx with DFT minus the aligned EIP as its energies (eV), or None when the EIP misses a
+    validation or test configuration."""
+    base = labels.aligned[:, labels.names.index(eip)]
+    needed = np.concatenate([ctx.idx["val"], ctx.idx["test"]])
+    if not np.isfinite(base[needed]).all():
+        return None
+    return dataclasses.replace(ctx, data=dataclasses.replace(ctx.data, energy=ctx.dft - base))
+
+
+@dataclass(frozen=True)
+class Delta(Strategy):
+    def variants(self, run) -> list:
+        if run.strategy.eip:
+            return [run.strategy.eip]
+        if run.strategy.eips:
+            return list(run.strategy.eips)
+        from kimlabel.schema import read_metadata
+        return list(read_metadata(run.table)["models"]) if run.table else []
+
+    def variant_name(self, variant) -> str:
+        return f"eip={variant}"
+
+    def variant_report(self, variant) -> dict:
+        return {"eip": variant}
+
+    def train(self, ctx, out, prepared, eip, resume=False):
+        if eip not in prepared.labels.names:
+            raise ValueError(f"strategy delta: EIP {eip!r} is not in the table ({', '.join(prepared.labels.names)})")
+        rctx = residual_context(ctx, prepared.labels, eip)
+        sub = Path(out) / f"eip_{eip}"
+        if rctx is None:
+            return None, {"val_mae_per_atom": math.inf}, sub
+        baseline = EIPBaseline(eip, prepared.kim_ids[eip], prepared.labels.offsets[eip])
+        model, best = train_energy(rctx, sub, None, None, 0.0, resume, {"eip_baseline": baseline.to_meta()})
+        return model, best, sub
+
+    def scoring_context(self, ctx, report: dict):
+        labels = prepare(ctx, ctx.run.out, False, False, table=True).labels
+        return residual_context(ctx, labels, report["eip"])
+
+
+DELTA = register(Delta("delta", "Δ-learning: the network learns DFT minus an aligned EIP", uses_table=True))
