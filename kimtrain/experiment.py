@@ -108,16 +108,15 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     spec.update({k: v for k, v in (("models", models), ("seeds", seeds), ("strategies", strategies)) if v})
     if alphas:
         spec["strategy"] = dict(spec.get("strategy") or {}, alphas=alphas)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    out = Path(out)
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
     models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
     ablations = spec.get("ablations") or {}
-    for name in spec["strategies"]:
-        get_strategy(name)  # an unknown name stops here, before any work
+    pretrained = any([get_strategy(name).pretraining for name in spec["strategies"]])  # unknown names stop here
+    out.mkdir(parents=True, exist_ok=True)
     planned, contexts, tsne = [], {}, []
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
@@ -146,7 +145,6 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     alpha_from = main_la if label not in spec["strategies"] and r.strategy.alpha is None else None
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
                     planned.append(PlannedRun(ds["name"], model, seed, label, r, shared, alpha_from))
-                pretrained = any(get_strategy(s).pretraining for s in spec["strategies"])
                 if ablations.get("tsne") and pretrained and seed == seeds[0]:
                     tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
     kept = Path(results) if results else None

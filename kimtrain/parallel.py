@@ -30,6 +30,22 @@ def threads_per_job(jobs: int, threads: int | None = None) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
+def _waiting_on(name: str, tasks: list[Task]) -> int:
+    """How many tasks wait, directly or not, on task `name`: those go first (a shared pretraining
+    before the LA weights that do not need it), so no worker idles at the end waiting for it."""
+    needed_by = {}
+    for t in tasks:
+        for n in t.needs:
+            needed_by.setdefault(n, []).append(t.name)
+    seen, todo = set(), [name]
+    while todo:
+        for nxt in needed_by.get(todo.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return len(seen)
+
+
 def failure(task: Task, exc: Exception) -> RuntimeError:
     return RuntimeError(f"{task.name} failed: {exc}; finished runs are kept, rerun the same command to continue")
 
@@ -46,7 +62,8 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
         missing = [n for n in t.needs if n not in names]
         if missing:
             raise ValueError(f"task {t.name} needs unknown task(s) {missing}")
-    results, pending, t0 = {}, list(tasks), time.perf_counter()
+    results, t0 = {}, time.perf_counter()
+    pending = sorted(tasks, key=lambda t: -_waiting_on(t.name, tasks))  # stable: plan order among equals
 
     def finished(task, result):
         results[task.name] = result
@@ -65,13 +82,13 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
             batch = ready()
             if not batch:
                 raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
-            for t in batch:
-                pending.remove(t)
-                try:
-                    result = t.fn(*t.args)
-                except Exception as exc:
-                    raise failure(t, exc) from exc
-                finished(t, result)
+            t = batch[0]
+            pending.remove(t)
+            try:
+                result = t.fn(*t.args)
+            except Exception as exc:
+                raise failure(t, exc) from exc
+            finished(t, result)
         return results
     running = {}
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,

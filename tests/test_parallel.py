@@ -39,3 +39,15 @@ def test_results_and_unknown_needs(tmp_path):
     assert run_tasks([Task("x", write, (tmp_path / "x", "hello"))], jobs=2, log=io.StringIO()) == {"x": "hello"}
     with pytest.raises(ValueError, match="task y needs unknown task"):
         run_tasks([Task("y", write, (tmp_path / "y", ""), ["nowhere"])])
+
+
+def test_tasks_that_others_wait_on_start_first(tmp_path):
+    """A shared pretraining goes before independent trainings, so its dependants are not left for last."""
+    tasks = [Task("la alpha", write, (tmp_path / "x", "")), Task("baseline", write, (tmp_path / "y", "")),
+             Task("pretrain", write, (tmp_path / "p", "")),
+             Task("mp+la alpha", write, (tmp_path / "q", ""), ["pretrain"]),
+             Task("mp+la", write, (tmp_path / "r", ""), ["mp+la alpha"])]
+    log = io.StringIO()
+    run_tasks(tasks, jobs=1, log=log)
+    order = [line.split("] ")[1].split(" done")[0] for line in log.getvalue().splitlines()]
+    assert order == ["pretrain", "mp+la alpha", "la alpha", "baseline", "mp+la"]
