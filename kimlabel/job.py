@@ -33,6 +33,23 @@ def versions() -> dict:
     return {"kimlabel": __version__, "kimpy": kimpy.__version__, "kim_api": kim_api}
 
 
+def differences(before: dict, now: dict) -> str:
+    """The manifest entries that differ, named for people: 'inputs (a.extxyz -> b.extxyz), models'."""
+    out = []
+    for key in now:
+        if before.get(key) == now[key]:
+            continue
+        if key == "inputs":
+            old = ", ".join(Path(i["path"]).name for i in before.get(key) or [])
+            new = ", ".join(Path(i["path"]).name for i in now[key])
+            out.append(f"inputs ({old} -> {new})" if old != new else "inputs (same names, other contents)")
+        elif key == "models":
+            out.append(f"models ({', '.join(before.get(key) or {})} -> {', '.join(now[key])})")
+        else:
+            out.append(f"{key} ({before.get(key)} -> {now[key]})")
+    return ", ".join(out)
+
+
 @dataclass
 class LabelJob:
     inputs: list
@@ -66,9 +83,10 @@ class LabelJob:
         if not self.resume:
             raise FileExistsError(f"{self.parts} holds an interrupted run: pass --resume to continue "
                                   "it, or delete that folder to start again")
-        if json.loads(manifest.read_text()) != self.manifest():
-            raise ValueError(f"{self.parts}: cannot resume, the inputs, models, shard or options differ "
-                             "from the interrupted run")
+        differ = differences(json.loads(manifest.read_text()), self.manifest())
+        if differ:
+            raise ValueError(f"{self.parts}: cannot resume, this command's {differ} differ from the interrupted "
+                             "run's; use the same command, or delete that folder to start again")
         done = set()
         for part in self.parts.glob("part-*.parquet"):
             done.update(pq.read_table(part, columns=["config_id"]).column(0).to_pylist())
@@ -83,9 +101,12 @@ class LabelJob:
         i_shard, n_shard = self.shard
         if self.resume and self.out.exists() and not self.parts.exists():
             meta = read_metadata(self.out)
-            if {k: meta.get(k) for k in self.manifest()} == self.manifest():
-                return {"n_configs": pq.read_metadata(self.out).num_rows, "n_configs_total": meta["n_configs_total"],
-                        "status": {}}
+            differ = differences({k: meta.get(k) for k in self.manifest()}, self.manifest())
+            if differ:  # never replace a finished table with one from other inputs
+                raise ValueError(f"{self.out} is a finished table whose {differ} differ from this command's; "
+                                 "--resume would replace it: choose another --out, or delete it first")
+            return {"n_configs": pq.read_metadata(self.out).num_rows, "n_configs_total": meta["n_configs_total"],
+                    "status": {}}
         configs = iter_configs(self.inputs, self.energy_key)
         done = set()
         if self.parts.exists():

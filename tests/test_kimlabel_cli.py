@@ -141,3 +141,22 @@ def test_bad_input_names_file_and_frame(tmp_path, capsys):
     assert run_cli("label", tmp_path / "nope.xyz", "--potentials", "si", "--out", tmp_path / "n.parquet") == 2
     assert run_cli("label", path, "--potentials", "NotAModel", "--out", tmp_path / "n.parquet") == 2
     assert "NotAModel" in capsys.readouterr().err
+
+
+def test_resume_never_replaces_a_finished_table_from_other_inputs(si_file, tmp_path, capsys):
+    """The reported accident: --resume with other inputs replaced a finished table and exited 0."""
+    done = tmp_path / "done.parquet"
+    assert run_cli("label", si_file, "--potentials", "EDIP", "--out", done, "--quiet") == 0
+    before = done.read_bytes()
+    other = tmp_path / "other.extxyz"
+    write(other, rattled(n=1, seed=9))
+    capsys.readouterr()
+    assert run_cli("label", other, "--potentials", "EDIP", "--out", done, "--resume", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "inputs (si.extxyz -> other.extxyz)" in err and "would replace it" in err
+    assert run_cli("label", si_file, "--potentials", "EDIP,SW_Balamane", "--out", done, "--resume", "--quiet") == 2
+    assert "models (EDIP -> EDIP, SW_Balamane)" in capsys.readouterr().err
+    assert done.read_bytes() == before and len(pd.read_parquet(done)) == 60
+    # the same command again with --resume is a no-op on the finished table
+    assert run_cli("label", si_file, "--potentials", "EDIP", "--out", done, "--resume", "--quiet") == 0
+    assert done.read_bytes() == before
