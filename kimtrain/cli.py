@@ -59,7 +59,7 @@ def cmd_eip_report(a):
 def cmd_experiment(a):
     from .experiment import run_experiment
     run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
-                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results)
+                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results, train_sizes=a.train_sizes)
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
 
@@ -128,6 +128,8 @@ def build_parser():
     x.add_argument("--strategies", type=lambda t: t.split(","), help="override the strategies, e.g. baseline,mp")
     x.add_argument("--alphas", type=lambda t: [float(v) for v in t.split(",")],
                    help="override the LA alpha grid, e.g. 0.1,1,10")
+    x.add_argument("--train-sizes", type=lambda t: [float(v) if "." in v else int(v) for v in t.split(",")],
+                   help="learning curve: counts or fractions of the train marks, e.g. 10,30,0.5")
     x.add_argument("--jobs", type=int, default=1, help="trainings run in parallel worker processes (default 1)")
     x.add_argument("--threads", type=int, help="CPU threads per training (default: the cores divided among jobs)")
     x.add_argument("--results", help="folder keeping each finished run's metrics.json (commit it): runs found "

@@ -27,7 +27,7 @@ from .fit import run_fit
 from .task import load_context
 from .parallel import Task, run_tasks
 from .report import results_markdown
-from .splits import make_split, write_split
+from .splits import make_split, nested_subset, train_counts, write_split
 from .strategies import get as get_strategy
 from .shared_training import prepare
 
@@ -73,7 +73,7 @@ def _runs(spec: dict, ablations: dict):
         yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
 
 
-KEY = ["dataset", "model", "strategy", "seed"]
+KEY = ["dataset", "model", "strategy", "seed", "n_train"]
 
 
 @dataclass
@@ -93,12 +93,15 @@ class PlannedRun:
 
 
 def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None, strategies=None,
-                   alphas=None, jobs: int = 1, threads: int | None = None, results=None) -> pd.DataFrame:
+                   alphas=None, jobs: int = 1, threads: int | None = None, results=None,
+                   train_sizes=None) -> pd.DataFrame:
     """Run the experiment in CONFIG; `models` / `seeds` / `strategies` / `alphas` override the file's lists.
 
     jobs: independent trainings (split seeds, alphas, strategies whose shared pretraining or
     classifier exists) run in that many worker processes, `threads` CPU threads each (default:
-    the cores divided among them). results: a folder (committed, say) that keeps each finished
+    the cores divided among them). train_sizes (or the config's `train_sizes`): learning-curve
+    points, counts or fractions of the train marks, each a nested seeded subset (val, test and
+    pool unchanged); every strategy runs at every size. results: a folder (committed, say) that keeps each finished
     run's metrics.json; runs found there are skipped, so an experiment can be finished over
     several sittings on different machines.
     Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
@@ -115,6 +118,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
     models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
     ablations = spec.get("ablations") or {}
+    sizes = train_sizes or spec.get("train_sizes")
     pretrained = any([get_strategy(name).pretraining for name in spec["strategies"]])  # unknown names stop here
     out.mkdir(parents=True, exist_ok=True)
     planned, contexts, tsne = [], {}, []
@@ -126,16 +130,21 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         main_files = set(main)
         n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
         table = _table(ds, paths, ds_out)
-        for seed in seeds:
+        for seed, size in ((s, n) for s in seeds for n in (sizes or [None])):
             split = _split(ds, data, n_main, seed, q)
-            split_path = ds_out / "splits" / f"seed{seed}.csv"
+            if size is not None:  # a learning-curve point: a nested subset of the train marks
+                n = train_counts([size], int((split.mark == "train").sum()))[0]
+                split = nested_subset(split, n, seed)
+            tag = f"seed{seed}" + (f"/n{n}" if size is not None else "")
+            split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
             write_split(split, split_path)
             for model in models:
                 run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
                 ctx = load_context(run, split)
                 contexts[context_key(run)] = ctx
-                seed_dir = ds_out / model / f"seed{seed}"
-                abl = ablations if seed == seeds[0] else {}  # ablations on the first split seed only
+                seed_dir = ds_out / model / tag
+                # ablations on the first split seed only, and not on learning-curve points
+                abl = ablations if seed == seeds[0] and size is None else {}
                 for label, opts in list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
                     r = copy.deepcopy(run)
                     for k, v in opts.items():
@@ -145,7 +154,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     alpha_from = main_la if label not in spec["strategies"] and r.strategy.alpha is None else None
                     shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
                     planned.append(PlannedRun(ds["name"], model, seed, label, r, shared, alpha_from))
-                if ablations.get("tsne") and pretrained and seed == seeds[0]:
+                if ablations.get("tsne") and pretrained and seed == seeds[0] and size is None:
                     tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
     kept = Path(results) if results else None
     for p in planned:
@@ -167,7 +176,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         keep = ~earlier.set_index(KEY).index.isin(df.set_index(KEY).index) if len(df) else slice(None)
         df = pd.concat([earlier[keep], df], ignore_index=True)
     df.to_csv(out / "results.csv", index=False)
-    (out / "results.md").write_text(results_markdown(df, quick))
+    (out / "results.md").write_text(results_markdown(df, quick, out))
     return df
 
 

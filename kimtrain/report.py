@@ -1,6 +1,8 @@
 """Tables people read: EIP accuracy against DFT (paper Table 2) and experiment results (Table 3)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -31,13 +33,16 @@ def _mean_std(values) -> str:
     return f"{v.mean():.4f} ({v.std():.4f})" if len(v) > 1 else f"{v.mean():.4f}"
 
 
-def results_markdown(df: pd.DataFrame, quick: bool = False) -> str:
+def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
     """Table 3-style markdown: config MAE (eV) and per-atom MAE (eV/atom), mean (std) over seeds,
-    and the change of per-atom MAE against the baseline on the same split seeds."""
+    and the change of per-atom MAE against the baseline on the same split seeds. Where runs have
+    several training-set sizes, the table is for the largest, followed by a learning-curve table
+    (and, with `out`, a log-log plot OUT/learning_DATASET_MODEL.png)."""
     lines = ["# kimtrain experiment results", "",
              f"{'QUICK run (few epochs, small pool): for testing the pipeline, not for conclusions. ' if quick else ''}"
              f"Seeds: {sorted(df.seed.unique().tolist())}; test-set metrics of the best-validation checkpoint.", ""]
-    for (ds, model), g in df.groupby(["dataset", "model"], sort=False):
+    for (ds, model), every in df.groupby(["dataset", "model"], sort=False):
+        g = every[every.n_train == every.n_train.max()] if "n_train" in every else every
         baseline = g[g.strategy == "baseline"].set_index("seed").test_mae_per_atom
         lines += [f"## {ds} / {model}", "",
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
@@ -58,4 +63,36 @@ def results_markdown(df: pd.DataFrame, quick: bool = False) -> str:
             lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
+        if "n_train" in every and every.n_train.nunique() > 1:
+            lines += learning_curve(every, f"{ds} / {model}", out and Path(out) / f"learning_{ds}_{model}.png")
     return "\n".join(lines)
+
+
+def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
+    """Markdown lines: per-atom test MAE (eV/atom), mean (std) over seeds, by training-set size
+    (rows) and strategy (columns); with png, the same as a log-log plot with error bars."""
+    order = [k for k in strategy_names() if k in set(g.strategy)]
+    order += [k for k in g.strategy.unique() if k not in order]
+    stats = g.groupby(["n_train", "strategy"]).test_mae_per_atom.agg(["mean", "std", "count"])
+    lines = [f"Learning curve, {title}: test per-atom MAE (eV/atom), mean (std) over seeds", "",
+             "| n_train | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
+    for n in sorted(g.n_train.unique()):
+        cells = [_mean_std(g[(g.n_train == n) & (g.strategy == s)].test_mae_per_atom) if (n, s) in stats.index else ""
+                 for s in order]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    if png:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for s in order:
+            st = stats.xs(s, level="strategy")
+            ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), marker="o", capsize=3, label=s)
+        ax.set(xscale="log", yscale="log", xlabel="training configurations",
+               ylabel="test MAE (eV/atom)", title=title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(png, dpi=120)
+        plt.close(fig)
+        lines += ["", f"![learning curve, {title}]({Path(png).name})"]
+    return lines + [""]

@@ -33,7 +33,7 @@ def write_tables(folder, readme=None) -> list[Path]:
     the text between the kimtrain-results markers there. Returns the files written."""
     folder = Path(folder)
     df = load_results(folder)
-    text = results_markdown(df)
+    text = results_markdown(df, out=folder)
     df.to_csv(folder / "results.csv", index=False)
     write_atomic(folder / "results.md", text)
     written = [folder / "results.csv", folder / "results.md"]
@@ -42,7 +42,7 @@ def write_tables(folder, readme=None) -> list[Path]:
         old = readme.read_text()
         if START not in old or END not in old:
             raise ValueError(f"{readme}: no {START} ... {END} markers to put the tables between")
-        body = text.split("\n", 2)[2]  # without the title line
+        body = text.split("\n", 2)[2].replace("](learning_", f"]({folder.as_posix()}/learning_")  # plots
         head, rest = old.split(START, 1)
         write_atomic(readme, f"{head}{START}\n{body.strip()}\n{END}{rest.split(END, 1)[1]}")
         written.append(readme)

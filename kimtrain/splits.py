@@ -59,3 +59,25 @@ def write_split(df: pd.DataFrame, path):
 
 def indices(split: pd.DataFrame, mark: str) -> np.ndarray:
     return split.config_id.values[split.mark.values == mark]
+
+
+def train_counts(sizes, n_train: int) -> list[int]:
+    """Training-set sizes as counts: integers are counts, floats in (0, 1] fractions of the train
+    marks (1.0: all of them); each must leave at least one configuration and at most all of them."""
+    counts = []
+    for s in sizes:
+        n = int(round(s * n_train)) if isinstance(s, float) and 0 < s <= 1 else s
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= n_train:
+            raise ValueError(f"train_sizes: {s!r} is not a count in 1..{n_train} or a fraction in (0, 1]")
+        counts.append(n)
+    return sorted(set(counts))
+
+
+def nested_subset(split: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The split with only n of its train marks kept (the rest 'unused'): the first n of one seeded
+    permutation, so smaller subsets lie inside larger ones. Pool, val and test are unchanged."""
+    train = indices(split, "train")
+    order = np.random.default_rng([seed, 7]).permutation(train)
+    out = split.copy()
+    out.loc[out.config_id.isin(order[n:]), "mark"] = "unused"
+    return out

@@ -69,3 +69,22 @@ def test_delta_predictions_are_network_plus_eip(delta_run):
 def test_evaluate_adds_the_eip_back(delta_run, tmp_path):
     scores = evaluate(delta_run["out"], [DATA], str(delta_run["split"]), out=tmp_path)
     assert scores["test"]["mae_per_atom"] == pytest.approx(delta_run["metrics"]["test_mae_per_atom"], rel=1e-5)
+
+
+def test_eip_that_cannot_evaluate_a_configuration_is_refused_by_name():
+    """Where the EIP fails (unsupported species, absurd geometry) a Δ model refuses instead of
+    returning a prediction without its EIP; in training such configurations are masked and EIPs
+    missing a validation or test configuration are not candidates."""
+    from ase import Atoms
+    from ase.build import bulk
+    from kimlabel.session import UnsupportedSpecies
+    from kimtrain.eip_baseline import EIPBaseline
+    sw = EIPBaseline("SW_Balamane", "SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004", {"Si": -1.0})
+    good = bulk("Si", "diamond", a=5.43)
+    energies, _ = sw.evaluate([good])
+    assert energies[0] == pytest.approx(-4.63 * 2 - 2.0, abs=0.01)  # Balamane SW's cohesive energy, plus 2 x (-1)
+    with pytest.raises(UnsupportedSpecies, match="Al"):
+        sw.evaluate([bulk("Al", "fcc", a=4.05)])
+    crushed = Atoms("Si2", positions=[[0, 0, 0], [0.05, 0, 0]], cell=[10, 10, 10], pbc=True)
+    with pytest.raises(ValueError, match="configuration 1"):
+        sw.evaluate([good, crushed])
