@@ -45,7 +45,7 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
         g = every[every.n_train == every.n_train.max()] if "n_train" in every else every
         baseline = g[g.strategy == "baseline"].set_index("seed").test_mae_per_atom
         lines += [f"## {ds} / {model}", "",
-                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha |",
+                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta) |",
                   "|---|---|---|---|---|---|---|"]
         all_seeds = set(g.seed)
         order = [k for k in strategy_names() if k in set(g.strategy)]
@@ -60,6 +60,8 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
                    if "classifier_val_accuracy" in s and s.classifier_val_accuracy.notna().any() else "")
             sel = f"{s.n_selected.mean():.0f}" if "n_selected" in s and s.n_selected.notna().any() else ""
             alpha = ",".join(f"{a:g}" for a in s.alpha.dropna()) if "alpha" in s else ""
+            if not alpha and "eip" in s and s.eip.notna().any():  # delta: the EIP chosen on validation
+                alpha = ",".join(s.eip.dropna())
             lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
