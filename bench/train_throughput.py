@@ -2,17 +2,16 @@
 
 Three models, trained from the same seed on the same batches: kimtrain's SchNet (tabulated filters),
 "before" (the same network as kimtrain computed it until 2026-11-23: the filter network on every
-pair and x[j] gathers; BeforeSchNet below) and PyG's SchNet. 64-atom Si cells (Si_fitsnap VASP frames from ../shared/data), batch 32, hidden 128, 5 interaction
-blocks, 50 Gaussians, cutoff 5 A; PyG gets its edges from the same neighbour list (full list, both
-directions), since radius_graph needs torch_cluster. Both learn per-atom energies with the same
-per-species reference and scale. Prints configurations/s, the ratio, and validation MAE after the
+pair and x[j] gathers; BeforeSchNet below) and PyG's SchNet. 64-atom Si cells (Si_fitsnap VASP
+frames from ../shared/data), batch 32, hidden 128, 5 interaction blocks, 50 Gaussians, cutoff 5 A;
+PyG gets its edges from the same neighbour list (full list, both directions), since radius_graph
+needs torch_cluster. All learn per-atom energies with the same per-species reference and scale. Prints configurations/s, the ratio, and validation MAE after the
 same number of steps; then peak memory of one training step on 256-atom Al cells at 7 A, batch 32.
 Speeds are summed over the seeds; validation MAE is printed per seed, so that equal accuracy
 can be judged against the seed-to-seed spread.
     python bench/train_throughput.py [--steps 100] [--seeds 0,1,2] [--device cpu|cuda]
 """
 import argparse
-import os
 import resource
 import subprocess
 import sys

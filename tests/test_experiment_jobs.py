@@ -59,7 +59,7 @@ def test_results_folder_skips_finished_runs_and_rebuilds_tables(demo_config, tmp
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     mp = first.set_index("strategy").loc["mp", "test_mae_per_atom"]
-    assert "## si-demo / schnet" in text and f"| mp | " in text and f"{mp:.4f}" in text
+    assert "## si-demo / schnet" in text and "| mp | " in text and f"{mp:.4f}" in text
     assert (kept / "results.md").read_text().split("\n", 2)[2].strip() in text
 
 

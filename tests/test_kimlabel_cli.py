@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.io import write
