@@ -4,7 +4,7 @@ Batches of 32 64-atom Si_fitsnap cells (cutoff 5 A), the kimtrain and "before" m
 train_throughput.py. Batching (collate) and the Adam step are timed on their own; forward and
 backward are split by operator with torch.profiler into matrix products (in "before", mostly the
 filter network on every pair), gathers and scatters, elementwise multiplies (filter x message,
-interpolation), radial basis / activations, and the rest.
+interpolation), radial basis / activations, kimtrain's fused convolution loop, and the rest.
     python bench/profile_schnet.py [--steps 20]
 """
 import argparse
@@ -58,6 +58,8 @@ def profile(name, batches, graphs, show=True):
     split = defaultdict(float)
     for ev in prof.key_averages():
         cat = next((c for c, ops in CATEGORIES.items() if ev.key in ops), "other operators")
+        if "CFConv" in ev.key:  # kimtrain's fused loop (models/fused.py), forward and backward
+            cat = "fused convolution (interpolate, multiply, scatter)"
         split[cat] += ev.self_cpu_time_total / 1e6
     fb = times.pop("forward + backward")
     scale = fb / sum(split.values())  # profiler self times rescaled to the measured forward + backward
