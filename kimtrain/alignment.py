@@ -64,3 +64,16 @@ def eip_errors(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, idx) -> 
                      "mae_per_atom": (err[ok] / n_atoms[idx][ok]).mean() if ok.any() else np.nan,
                      "coverage": ok.mean()})
     return pd.DataFrame(rows)
+
+
+def best_eip(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, val, test) -> dict | None:
+    """The one EIP a user without a network would pick: the aligned EIP with the lowest validation
+    per-atom MAE among those that cover every validation and test configuration, with its val and
+    test MAE (eV, eV/atom); None when no EIP covers them all."""
+    v, t = eip_errors(labels, dft, n_atoms, val), eip_errors(labels, dft, n_atoms, test)
+    usable = (v.coverage == 1) & (t.coverage == 1)
+    if not usable.any():
+        return None
+    k = v.mae_per_atom[usable].idxmin()
+    return {"eip": v.eip[k], "val_mae": float(v.mae[k]), "val_mae_per_atom": float(v.mae_per_atom[k]),
+            "test_mae": float(t.mae[k]), "test_mae_per_atom": float(t.mae_per_atom[k])}

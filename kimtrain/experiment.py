@@ -26,8 +26,11 @@ from .data import load_dataset
 from .fit import run_fit
 from .task import load_context
 from .parallel import Task, run_tasks
-from .report import results_markdown
+from .alignment import align, best_eip, load_eip_table
+from .report import BEST_EIP, EIP_MODEL, results_markdown
 from .splits import make_split, nested_subset, train_counts, write_split
+from .models import get as get_model
+from .models import names as model_names
 from .strategies import get as get_strategy
 from .shared_training import prepare
 
@@ -85,7 +88,7 @@ class PlannedRun:
     label: str
     run: object            # RunConfig; run.out is the run's folder
     shared: Path           # folder of the pretraining and classifier shared with sibling runs
-    alpha_from: str | None = None  # an ablation takes the alpha chosen by this run's metrics.json
+    choice_from: str | None = None  # adopt the alpha / EIP chosen by this run's metrics.json
 
     @property
     def metrics_path(self) -> Path:
@@ -101,8 +104,9 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     classifier exists) run in that many worker processes, `threads` CPU threads each (default:
     the cores divided among them). train_sizes (or the config's `train_sizes`): learning-curve
     points, counts or fractions of the train marks, each a nested seeded subset (val, test and
-    pool unchanged); every strategy runs at every size. results: a folder (committed, say) that keeps each finished
-    run's metrics.json; runs found there are skipped, so an experiment can be finished over
+    pool unchanged); every strategy runs at every size, and the full train set is always a point (the
+    experiment's own run, whose LA alpha and Δ EIP the smaller points adopt). results: a folder
+    (committed, say) that keeps each finished run's metrics.json; runs found there are skipped, so an experiment can be finished over
     several sittings on different machines.
     Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
     strategy) are kept, so experiments run piece by piece into one OUT add up to one table.
@@ -116,12 +120,14 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     out = Path(out)
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
-    models = (q.get("models") if q else None) or spec.get("models", ["schnet", "soapnet"])
+    models = (q.get("models") if q else None) or spec.get("models") or model_names()
+    for name in models:
+        get_model(name)  # an unknown model stops here, naming the choices
     ablations = spec.get("ablations") or {}
     sizes = train_sizes or spec.get("train_sizes")
     pretrained = any([get_strategy(name).pretraining for name in spec["strategies"]])  # unknown names stop here
     out.mkdir(parents=True, exist_ok=True)
-    planned, contexts, tsne = [], {}, []
+    planned, contexts, tsne, eip_rows = [], {}, [], []
     for ds in spec["datasets"]:
         ds_out = out / ds["name"]
         main = _expand(ds["data"], ds["name"])
@@ -130,32 +136,36 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         main_files = set(main)
         n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
         table = _table(ds, paths, ds_out)
-        for seed, size in ((s, n) for s in seeds for n in (sizes or [None])):
-            split = _split(ds, data, n_main, seed, q)
-            if size is not None:  # a learning-curve point: a nested subset of the train marks
-                n = train_counts([size], int((split.mark == "train").sum()))[0]
-                split = nested_subset(split, n, seed)
-            tag = f"seed{seed}" + (f"/n{n}" if size is not None else "")
-            split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
-            write_split(split, split_path)
-            for model in models:
-                run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
-                ctx = load_context(run, split)
-                contexts[context_key(run)] = ctx
-                seed_dir = ds_out / model / tag
-                # ablations on the first split seed only, and not on learning-curve points
-                abl = ablations if seed == seeds[0] and size is None else {}
-                for label, opts in list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
-                    r = copy.deepcopy(run)
-                    for k, v in opts.items():
-                        setattr(r.strategy, k, v)
-                    r.out = str(seed_dir / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
-                    main_la = str(seed_dir / "la" / "metrics.json")
-                    alpha_from = main_la if label not in spec["strategies"] and r.strategy.alpha is None else None
-                    shared = seed_dir / ("shared" if not r.strategy.eips else "shared_" + "+".join(r.strategy.eips))
-                    planned.append(PlannedRun(ds["name"], model, seed, label, r, shared, alpha_from))
-                if ablations.get("tsne") and pretrained and seed == seeds[0] and size is None:
-                    tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
+        for seed in seeds:
+            full = _split(ds, data, n_main, seed, q)
+            n_marks = int((full.mark == "train").sum())
+            # learning-curve points: nested seeded subsets of the train marks; the full train set is
+            # always a point, and is the experiment's own run (its folder, its results)
+            points = sorted(set(train_counts(sizes, n_marks)) | {n_marks}) if sizes else [n_marks]
+            for n in points:
+                split = full if n == n_marks else nested_subset(full, n, seed)
+                tag = f"seed{seed}" + ("" if n == n_marks else f"/n{n}")
+                split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
+                write_split(split, split_path)
+                eip_run = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q)
+                eip_rows.append(_best_eip_row(data, split, eip_run, ds["name"], seed, tag, out, results))
+                for model in models:
+                    run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
+                    ctx = load_context(run, split)
+                    contexts[context_key(run)] = ctx
+                    seed_dir, full_dir = ds_out / model / tag, ds_out / model / f"seed{seed}"
+                    # ablations on the first split seed only, and not on learning-curve points
+                    abl = ablations if seed == seeds[0] and n == n_marks else {}
+                    for label, opts in list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
+                        r = copy.deepcopy(run)
+                        for k, v in opts.items():
+                            setattr(r.strategy, k, v)
+                        folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+                        r.out = str(seed_dir / folder)
+                        planned.append(PlannedRun(ds["name"], model, seed, label, r, _shared(seed_dir, r),
+                                                  _choice_from(r, label, spec, seed_dir, full_dir, folder)))
+                    if ablations.get("tsne") and pretrained and seed == seeds[0] and n == n_marks:
+                        tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
     kept = Path(results) if results else None
     for p in planned:
         _restore(p, out, kept)
@@ -169,7 +179,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         from .tsne import tsne_before_after
         tsne_before_after(ctx, pretrain_dir, png)
     rows = [{**json.loads(p.metrics_path.read_text()), "dataset": p.dataset, "model": p.model,
-             "strategy": p.label, "seed": p.seed} for p in planned]
+             "strategy": p.label, "seed": p.seed} for p in planned] + [r for r in eip_rows if r]
     df = pd.DataFrame(rows)
     earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
     if earlier is not None and len(earlier):
@@ -178,6 +188,43 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     df.to_csv(out / "results.csv", index=False)
     (out / "results.md").write_text(results_markdown(df, quick, out))
     return df
+
+
+def _best_eip_row(data, split: pd.DataFrame, run, dataset: str, seed: int, tag: str, out: Path, results) -> dict | None:
+    """The best single EIP's own errors on this split (no network, so no training, and the same for
+    every model): a reference line in the tables and learning curves, written like a run's
+    metrics.json under OUT/DATASET/best_EIP/TAG (and kept in results)."""
+    from .splits import indices
+    idx = {mark: indices(split, mark) for mark in ("train", "val", "test")}
+    frame, _ = load_eip_table(run.table, len(data))
+    labels = align(frame, data.atoms, data.energy, idx["train"], data.species,
+                   run.strategy.max_energy_per_atom, run.strategy.eips)
+    best = best_eip(labels, data.energy, data.n_atoms, idx["val"], idx["test"])
+    if best is None:
+        return None
+    metrics = {"model": EIP_MODEL, "seed": seed, "n_train": len(idx["train"]),
+               "n_val": len(idx["val"]), "n_test": len(idx["test"]), **best, "dataset": dataset, "label": BEST_EIP}
+    folder = out / dataset / "best_EIP" / tag
+    for path in [folder] + ([Path(results) / folder.relative_to(out)] if results else []):
+        path.mkdir(parents=True, exist_ok=True)
+        write_atomic(path / "metrics.json", json.dumps(metrics, indent=1))
+    return {**metrics, "strategy": BEST_EIP}
+
+
+def _shared(seed_dir: Path, run) -> Path:
+    """The folder of the pretraining and classifier that runs on the same split and EIPs share."""
+    return seed_dir / ("shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips))
+
+
+def _choice_from(run, label: str, spec: dict, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
+    """The metrics.json whose choice (LA alpha, Δ EIP) this run adopts instead of choosing on
+    validation itself: an ablation takes its seed's main LA alpha; a learning-curve point takes the
+    choice of the same strategy on the full train set (same validation marks, one choice per seed)."""
+    if label not in spec["strategies"]:
+        return str(seed_dir / "la" / "metrics.json") if run.strategy.alpha is None else None
+    if seed_dir != full_dir and len(get_strategy(run.strategy.strategy).variants(run)) > 1:
+        return str(full_dir / folder / "metrics.json")
+    return None
 
 
 def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[Task]:
@@ -202,10 +249,10 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
             needs.append(add(f"{shared_rel}/pretrain", _task_prepare, (p.run, True, False, p.shared)))
         if strategy.classifier:
             needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, False, True, p.shared)))
-        if p.alpha_from:
-            la = str(Path(p.alpha_from).parent)
-            if la in fit_name and not Path(p.alpha_from).exists():
-                needs.append(fit_name[la])
+        if p.choice_from:
+            chooser = str(Path(p.choice_from).parent)
+            if chooser in fit_name and not Path(p.choice_from).exists():
+                needs.append(fit_name[chooser])
         elif len(strategy.variants(p.run)) > 1:  # one task per variant; the run's task then selects
             shared_needs = list(needs)
             for v in strategy.variants(p.run):
@@ -254,8 +301,8 @@ def _task_fit(p: PlannedRun, keep_dir: Path | None):
     """The run's selection and test metrics (its trainings are done by now); metrics.json is copied
     to keep_dir with the dataset and label, for tables regenerated from there."""
     run = copy.deepcopy(p.run)
-    if p.alpha_from:
-        run.strategy.alpha = json.loads(Path(p.alpha_from).read_text()).get("alpha")
+    if p.choice_from:
+        get_strategy(run.strategy.strategy).adopt_choice(run, json.loads(Path(p.choice_from).read_text()))
     metrics = run_fit(run, resume=True, ctx=_context(run), shared=p.shared)
     if keep_dir is not None:
         keep_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,9 @@ import pandas as pd
 from .alignment import align, eip_errors, load_eip_table
 from .strategies import names as strategy_names
 
+BEST_EIP = "best EIP"  # the row of the best single EIP on validation (no network): a reference line
+EIP_MODEL = "(EIP)"    # its model column: the row is the same for every model, and shown with each
+
 
 def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per EIP: test config MAE (eV) and per-atom MAE (eV/atom) after alignment on train; and the
@@ -41,11 +44,13 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
     lines = ["# kimtrain experiment results", "",
              f"{'QUICK run (few epochs, small pool): for testing the pipeline, not for conclusions. ' if quick else ''}"
              f"Seeds: {sorted(df.seed.unique().tolist())}; test-set metrics of the best-validation checkpoint.", ""]
-    for (ds, model), every in df.groupby(["dataset", "model"], sort=False):
+    eip_rows = df[df.model == EIP_MODEL]
+    for (ds, model), every in df[df.model != EIP_MODEL].groupby(["dataset", "model"], sort=False):
+        every = pd.concat([every, eip_rows[eip_rows.dataset == ds]], ignore_index=True)
         g = every[every.n_train == every.n_train.max()] if "n_train" in every else every
         baseline = g[g.strategy == "baseline"].set_index("seed").test_mae_per_atom
         lines += [f"## {ds} / {model}", "",
-                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta) |",
+                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta, best EIP) |",
                   "|---|---|---|---|---|---|---|"]
         all_seeds = set(g.seed)
         order = [k for k in strategy_names() if k in set(g.strategy)]
@@ -73,8 +78,8 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
 def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
     """Markdown lines: per-atom test MAE (eV/atom), mean (std) over seeds, by training-set size
     (rows) and strategy (columns); with png, the same as a log-log plot with error bars."""
-    order = [k for k in strategy_names() if k in set(g.strategy)]
-    order += [k for k in g.strategy.unique() if k not in order]
+    order = [k for k in strategy_names() + [BEST_EIP] if k in set(g.strategy)]  # no ablations: full size only
+    g = g[g.strategy.isin(order)]
     stats = g.groupby(["n_train", "strategy"]).test_mae_per_atom.agg(["mean", "std", "count"])
     lines = [f"Learning curve, {title}: test per-atom MAE (eV/atom), mean (std) over seeds", "",
              "| n_train | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
@@ -89,7 +94,8 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for s in order:
             st = stats.xs(s, level="strategy")
-            ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), marker="o", capsize=3, label=s)
+            style = {"color": "black", "linestyle": "--", "marker": "s"} if s == BEST_EIP else {"marker": "o"}
+            ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), capsize=3, label=s, **style)
         ax.set(xscale="log", yscale="log", xlabel="training configurations",
                ylabel="test MAE (eV/atom)", title=title)
         ax.legend()

@@ -75,17 +75,26 @@ def test_fit_rejects_non_positive_options_before_any_work(tmp_path, flag, value,
 
 def test_learning_curve_subsets_are_nested_and_tabulated(demo_config, tmp_path):
     out = tmp_path / "lc"
-    assert main(["experiment", str(demo_config), "--out", str(out), "--quick", "--strategies", "baseline",
+    assert main(["experiment", str(demo_config), "--out", str(out), "--quick", "--strategies", "baseline,la",
                  "--train-sizes", "8,0.5,20"]) == 0
     df = pd.read_csv(out / "results.csv")
-    assert sorted(df.n_train) == [8, 20, 40]  # 0.5 of the 80 train marks
-    splits = {n: pd.read_csv(out / "si-demo" / "splits" / f"seed0_n{n}.csv") for n in (8, 20, 40)}
+    assert sorted(df[df.strategy == "baseline"].n_train) == [8, 20, 40, 80]  # 0.5 of the 80 train marks; all of them
+    names = {n: f"seed0_n{n}.csv" for n in (8, 20, 40)} | {80: "seed0.csv"}  # the full set is the main run
+    splits = {n: pd.read_csv(out / "si-demo" / "splits" / name) for n, name in names.items()}
     train = {n: set(s.config_id[s.mark == "train"]) for n, s in splits.items()}
-    assert train[8] < train[20] < train[40]
+    assert train[8] < train[20] < train[40] < train[80]
     for mark in ("val", "test", "pool"):  # only the train marks shrink
         assert len({frozenset(s.config_id[s.mark == mark]) for s in splits.values()}) == 1
     again = pd.read_csv(out / "si-demo" / "splits" / "seed0_n20.csv")  # seeded: the same subset again
     assert set(again.config_id[again.mark == "train"]) == train[20]
+    # the smaller points adopt the alpha chosen on the full train set and train that one alpha only
+    la = df[df.strategy == "la"].set_index("n_train").alpha
+    assert la.nunique() == 1 and len(la) == 4
+    chosen = la[80]
+    for n in (8, 20, 40):
+        trained = sorted(p.name for p in (out / "si-demo" / "schnet" / "seed0" / f"n{n}" / "la").glob("alpha_*"))
+        assert trained == [f"alpha_{chosen:g}"]
+    assert len(list((out / "si-demo" / "schnet" / "seed0" / "la").glob("alpha_*"))) == 2  # both alphas at full size
     text = (out / "results.md").read_text()
-    assert "Learning curve, si-demo / schnet" in text and "| 8 | " in text and "| 40 | " in text
+    assert "Learning curve, si-demo / schnet" in text and "| 8 | " in text and "| 80 | " in text
     assert (out / "learning_si-demo_schnet.png").stat().st_size > 5_000

@@ -42,6 +42,12 @@ class Strategy:
         """What metrics.json records of the chosen variant."""
         return {"alpha": float(variant)} if self.classifier else {}
 
+    def adopt_choice(self, run, metrics: dict):
+        """Fix run's variant to the one another run chose (its metrics.json): learning-curve points
+        and ablations reuse a choice made on the same validation marks instead of repeating it."""
+        if self.classifier and metrics.get("alpha") is not None:
+            run.strategy.alpha = float(metrics["alpha"])
+
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
         return prepare(ctx, out, self.pretraining, self.classifier, resume, shared, self.uses_table)
 

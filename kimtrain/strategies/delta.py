@@ -46,6 +46,10 @@ class Delta(Strategy):
     def variant_report(self, variant) -> dict:
         return {"eip": variant}
 
+    def adopt_choice(self, run, metrics: dict):
+        if metrics.get("eip"):
+            run.strategy.eip = metrics["eip"]
+
     def train(self, ctx, out, prepared, eip, resume=False):
         if eip not in prepared.labels.names:
             raise ValueError(f"strategy delta: EIP {eip!r} is not in the table ({', '.join(prepared.labels.names)})")
