@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from .alignment import EIPLabels
-from .graphs import collate
+from .inference import predict
 from .models.base import Classifier
-from .pipeline import new_model
+from .models.factory import new_model
 from .trainer import LabelledSet, Trainer
 
 
@@ -30,13 +30,9 @@ class ClassifierResult:
     val_chance: float            # accuracy of always predicting the commonest training class
 
 
-@torch.no_grad()
 def classify(model, graphs, batch_size=64):
-    device = next(model.parameters()).device
-    model.eval()
-    probs = [torch.softmax(model(collate(graphs[s:s + batch_size]).to(device)), -1).cpu()
-             for s in range(0, len(graphs), batch_size)]
-    p = torch.cat(probs).numpy() if probs else np.zeros((0, 1))
+    """Predicted class and its softmax probability per configuration."""
+    p = predict(model, graphs, batch_size, output=lambda m, batch: torch.softmax(m(batch), -1))
     return p.argmax(1), p.max(1) if len(p) else np.zeros(0)
 
 

@@ -1,5 +1,5 @@
-"""kimtrain.Calculator: an ASE calculator for a trained run (energy; forces by autograd for SchNet;
-Δ models add their EIP's energy and forces)."""
+"""kimtrain.Calculator: an ASE calculator for a trained run (energy; forces by autograd for the
+models that have them; Δ models add their EIP's energy and forces)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +9,10 @@ from ase.calculators.calculator import Calculator as ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from .eip_baseline import EIPBaseline
-from .graphs import build_graph, collate
-from .pipeline import model_from_meta, prepare_graphs
+from .config import ModelConfig
+from .graphs import collate
+from .models.factory import model_from_meta, prepare_graphs
+from .models.registry import get as get_model
 from .trainer import pick_device
 
 
@@ -26,7 +28,7 @@ def load_model(run_dir, device="cpu"):
 
 
 class Calculator(ASECalculator):
-    """Energy (eV) and, for SchNet, forces (eV/A) of a model trained by kimtrain.
+    """Energy (eV) and, for models with forces (SchNet, CGCNN), forces (eV/Å) of a model trained by kimtrain.
 
         atoms.calc = kimtrain.Calculator("runs/demo/schnet")
     """
@@ -47,20 +49,17 @@ class Calculator(ASECalculator):
         if unknown:
             raise ValueError(f"species {unknown} were not in the training data ({species})")
         wants_forces = "forces" in properties
-        if self.config["name"] == "schnet":
-            batch = collate([build_graph(self.atoms, self.config["cutoff"])]).to(self.device)
-            batch.positions.requires_grad_(wants_forces)
+        spec = get_model(self.config["name"])
+        if wants_forces and not spec.forces:
+            raise PropertyNotImplementedError(f"{spec.name} predicts energies only")
+        graphs = prepare_graphs([self.atoms], ModelConfig(**self.config), species)
+        batch = collate(graphs).to(self.device)
+        batch.positions.requires_grad_(wants_forces)
+        with torch.set_grad_enabled(wants_forces):
             energy = self.model(batch)[0, 0]
-            if wants_forces:
-                (grad,) = torch.autograd.grad(energy, batch.positions)
-                self.results["forces"] = -grad.detach().double().cpu().numpy()
-        else:
-            if wants_forces:
-                raise PropertyNotImplementedError("SOAPNet predicts energies only")
-            from .config import ModelConfig
-            graphs = prepare_graphs([self.atoms], ModelConfig(**self.config), species)
-            with torch.no_grad():
-                energy = self.model(collate(graphs).to(self.device))[0, 0]
+        if wants_forces:
+            (grad,) = torch.autograd.grad(energy, batch.positions)
+            self.results["forces"] = -grad.detach().double().cpu().numpy()
         self.results["energy"] = self.results["free_energy"] = float(energy.detach())
         if self.eip is not None:
             e_eip, f_eip = self.eip.evaluate([self.atoms], forces=wants_forces)

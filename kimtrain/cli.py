@@ -91,7 +91,8 @@ def build_parser():
     f = sub.add_parser("fit", help="train one model with one strategy")
     f.add_argument("--data", nargs="+")
     f.add_argument("--split")
-    f.add_argument("--model", choices=["schnet", "soapnet"])
+    from .models import names as model_names
+    f.add_argument("--model", choices=model_names())
     f.add_argument("--out")
     f.add_argument("--table", help="kimlabel table (for la, mp, mp+la)")
     from .strategies import names as strategy_names

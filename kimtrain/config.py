@@ -10,16 +10,20 @@ import yaml
 
 @dataclass
 class ModelConfig:
-    name: str = "schnet"        # schnet | soapnet
+    name: str = "schnet"        # a registered model: schnet | soapnet | cgcnn | gemnet (kimtrain.models)
     hidden: int = 128
-    n_layers: int = 5           # SchNet interaction blocks / SOAPNet hidden layers
-    n_rbf: int = 50             # SchNet Gaussian radial basis size
+    n_layers: int = 5           # interaction blocks (SchNet, GemNet), convolutions (CGCNN), hidden layers (SOAPNet)
+    n_rbf: int = 50             # Gaussian radial basis size (SchNet, CGCNN)
     cutoff: float = 5.0         # A (paper: 5 for Si, 7 for Al)
     soap_r_cut: float = 5.0     # A
     soap_n_max: int = 8
     soap_l_max: int = 6
     filter: str = "tabulated"   # SchNet filters: tabulated on a distance grid and interpolated, or direct
     filter_grid: int = 2048     # grid points on [0, cutoff] for the tabulated filter
+    n_radial: int = 6           # GemNet radial Bessel basis size
+    n_spherical: int = 7        # GemNet Legendre orders in the spherical basis
+    triplet_size: int = 64      # GemNet triplet features
+    triplet_chunk: int = 1_000_000  # GemNet triplets per chunk: bounds memory, not results
 
 
 @dataclass
@@ -70,7 +74,8 @@ class RunConfig:
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "strategy": StrategyConfig}
 
 # options that must be > 0, by section; checked before any work starts
-POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "soap_n_max", "filter_grid"),
+POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "soap_n_max", "filter_grid",
+                      "n_radial", "n_spherical", "triplet_size", "triplet_chunk"),
             "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
             "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom")}
 FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}

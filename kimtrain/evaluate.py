@@ -11,7 +11,8 @@ from .calculator import load_model
 from .config import ModelConfig
 from .data import load_dataset
 from .eip_baseline import EIPBaseline
-from .pipeline import energy_metrics, predict, prepare_graphs
+from .inference import energy_metrics, predict
+from .models.factory import prepare_graphs
 from .splits import read_split
 
 

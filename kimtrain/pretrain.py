@@ -5,7 +5,9 @@ import numpy as np
 
 from .alignment import EIPLabels
 from .task import energy_objective
-from .pipeline import model_meta, new_model, predict, set_reference
+from .inference import predict
+from .models.factory import model_meta, new_model
+from .reference import set_reference
 from .trainer import Trainer
 
 

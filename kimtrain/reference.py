@@ -1,4 +1,5 @@
-"""Per-species reference energies: E ~ sum_s n_s mu_s fitted by least squares (eV/atom per species)."""
+"""Per-species reference energies: E ~ sum_s n_s mu_s fitted by least squares (mu_s in eV/atom),
+and their use as a model's per-species offsets."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,3 +30,19 @@ def reference_energy(atoms_list, mu: dict[str, float]) -> np.ndarray:
     """sum_s n_s mu_s for each configuration (eV)."""
     species = list(mu)
     return composition(atoms_list, species) @ np.array([mu[s] for s in species])
+
+
+def set_reference(model, atoms_list, targets: np.ndarray, species: list[str]):
+    """Fit per-species references (eV/atom) per output on training data (NaN targets skipped);
+    scale = std of the per-atom residual (eV/atom). Stored in the model's buffers."""
+    from ase.data import atomic_numbers
+    targets = np.asarray(targets, dtype=float).reshape(len(atoms_list), -1)
+    n_atoms = np.array([len(a) for a in atoms_list])
+    for k in range(targets.shape[1]):
+        mu = fit_species_reference(atoms_list, targets[:, k], species)
+        resid = (targets[:, k] - reference_energy(atoms_list, mu)) / n_atoms
+        for s, v in mu.items():
+            model.species_ref[atomic_numbers[s], k] = v
+        model.scale[k] = float(np.nanstd(resid)) if np.isfinite(resid).sum() > 1 else 1.0
+        model.scale[k] = max(float(model.scale[k]), 1e-3)
+    return model

@@ -12,7 +12,9 @@ from .config import RunConfig
 from .data import Dataset, load_dataset
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
-from .pipeline import energy_metrics, energy_validator, model_meta, new_model, predict, prepare_graphs, set_reference
+from .inference import energy_metrics, energy_validator, predict
+from .models.factory import model_meta, new_model, prepare_graphs
+from .reference import set_reference
 from .splits import MARKS, indices, read_split
 from .trainer import LabelledSet, Trainer, as_targets
 

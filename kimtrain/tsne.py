@@ -4,16 +4,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .graphs import collate
-from .pipeline import model_from_meta, new_model
+from .inference import predict
+from .models.factory import model_from_meta, new_model
 
 
-@torch.no_grad()
 def pooled(model, graphs, batch_size=64) -> np.ndarray:
-    model.eval()
-    device = next(model.parameters()).device
-    return np.concatenate([model.pooled(collate(graphs[s:s + batch_size]).to(device)).cpu().numpy()
-                           for s in range(0, len(graphs), batch_size)])
+    """(n, hidden) sum-pooled representations."""
+    return predict(model, graphs, batch_size, output=lambda m, batch: m.pooled(batch))
 
 
 def tsne_before_after(ctx, pretrain_dir, path, max_points: int = 1000):

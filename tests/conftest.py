@@ -13,6 +13,24 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
 
 
+SMALL_MODEL = {"hidden": 64, "n_layers": 3, "soap_n_max": 4, "soap_l_max": 3}  # quick real trainings
+
+
+@pytest.fixture(scope="session")
+def cu(tmp_path_factory):
+    """The Cu-Ag-Au VASP set, a 50/25/25 split, and a YAML with small model settings."""
+    import yaml
+    from kimtrain.cli import main
+    tmp = tmp_path_factory.mktemp("cu")
+    data = str(shared_file("CuAgAu_pyclupan_fcc.extxyz.gz"))
+    split = tmp / "split.csv"
+    assert main(["split", data, "--out", str(split), "--seed", "0", "--pool", "0", "--train", "0.5",
+                 "--val", "0.25", "--test", "0.25"]) == 0
+    config = tmp / "small.yaml"
+    config.write_text(yaml.safe_dump({"model": SMALL_MODEL, "train": {"progress": False}}))
+    return {"tmp": tmp, "data": data, "split": str(split), "config": str(config)}
+
+
 def demo_spec() -> dict:
     """configs/demo.yaml with its data paths made absolute (tests write the spec elsewhere)."""
     import yaml
@@ -67,3 +85,25 @@ def si_file(tmp_path):
     """60 rattled 8-atom Si cells with made-up reference energies, as extxyz."""
     frames = rattled(n=60, seed=1)
     return write_labelled(tmp_path / "si.extxyz", frames, [-5.4 * len(a) + 0.01 * k for k, a in enumerate(frames)])
+
+
+TINY_MODEL = {"hidden": 32, "n_layers": 3, "n_rbf": 20, "soap_n_max": 4, "soap_l_max": 3}  # float64 property checks
+
+
+def tiny_model(name, frames, species, n_out=1, **options):
+    """(model in float64 eval mode, its ModelConfig): a small registered model, weights from seed 0,
+    input standardisation fitted on frames."""
+    from kimtrain.config import ModelConfig
+    from kimtrain.models.factory import new_model, prepare_graphs
+    cfg = ModelConfig(name=name, **{**TINY_MODEL, **options})
+    graphs = prepare_graphs(frames, cfg, species)
+    return new_model(cfg, n_out, graphs, graphs, seed=0).double().eval(), cfg
+
+
+def model_energies(model, cfg, frames, species):
+    """First-output energies (eV) of frames in one float64 batch."""
+    import torch
+    from kimtrain.graphs import collate
+    from kimtrain.models.factory import prepare_graphs
+    batch = collate(prepare_graphs(frames, cfg, species), dtype=torch.float64)
+    return model(batch).detach().numpy()[:, 0]

@@ -1,5 +1,4 @@
 """kimlabel against independent references: ASE's KIM calculator, finite differences, history."""
-import numpy as np
 import pytest
 from ase.build import bulk, diamond100
 from ase.calculators.kim import KIM

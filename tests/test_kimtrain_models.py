@@ -1,66 +1,18 @@
-"""Model properties for SchNet and SOAPNet: symmetry, extensivity, batching, forces."""
+"""SchNet specifics: the direct filter path, tabulated filters, the fused CPU loop. (Properties
+every model must have are in test_model_suite.py.)"""
 import numpy as np
-import pytest
 import torch
-from ase.build import bulk
 
 from kimtrain.config import ModelConfig
 from kimtrain.graphs import collate
-from kimtrain.pipeline import new_model, prepare_graphs
+from kimtrain.models.factory import new_model, prepare_graphs
 
-from conftest import agau_cells, rattled
+from conftest import TINY_MODEL as SMALL, model_energies as energies, rattled, tiny_model as make
 
-SMALL = {"hidden": 32, "n_layers": 3, "n_rbf": 20, "soap_n_max": 4, "soap_l_max": 3}
-
-
-def make(name, frames, species):
-    cfg = ModelConfig(name=name, **SMALL)
-    torch.manual_seed(0)
-    graphs = prepare_graphs(frames, cfg, species)
-    model = new_model(cfg, 1, graphs, graphs).double().eval()
-    return model, cfg
-
-
-def energies(model, cfg, frames, species):
-    graphs = prepare_graphs(frames, cfg, species)
-    batch = collate(graphs, dtype=torch.float64)
-    return model(batch)[:, 0].detach().numpy()
-
-
-@pytest.mark.parametrize("name", ["schnet", "soapnet"])
-def test_invariances_and_extensivity(name):
-    at = agau_cells(1, seed=3)[0]
-    species = ["Ag", "Au"]
-    model, cfg = make(name, [at], species)
-    moved = at.copy()
-    moved.translate([0.7, -1.3, 2.1])
-    rotated = at.copy()
-    rotated.rotate(37, "x", rotate_cell=True)
-    rotated.rotate(-71, "z", rotate_cell=True)
-    perm = np.random.default_rng(0).permutation(len(at))
-    permuted = at[perm]
-    supercell = at.repeat((2, 1, 1))
-    e = energies(model, cfg, [at, moved, rotated, permuted, supercell], species)
-    assert np.allclose(e[1:4], e[0], atol=1e-8, rtol=0), e
-    assert abs(e[4] - 2 * e[0]) < 1e-8 * max(1, abs(e[0])), e
-    assert abs(e[0]) > 1e-3  # a model that outputs nothing would pass the checks above
-
-
-@pytest.mark.parametrize("name", ["schnet", "soapnet"])
-def test_batch_equals_one_by_one(name):
-    frames = rattled(n=4, seed=7) + [bulk("Si", "diamond", a=5.43)]
-    model, cfg = make(name, frames, ["Si"])
-    together = energies(model, cfg, frames, ["Si"])
-    alone = np.array([energies(model, cfg, [f], ["Si"])[0] for f in frames])
-    assert np.allclose(together, alone, atol=1e-9, rtol=0)
-    assert np.ptp(together) > 1e-4
-
-
-@pytest.mark.parametrize("filter_", ["tabulated", "direct"])
-def test_schnet_forces_equal_finite_differences(filter_):
+def test_schnet_direct_filter_forces_equal_finite_differences():
+    """The direct-filter path (the tabulated default is in the shared suite)."""
     at = rattled(n=1, seed=5, amp=0.15)[0]
-    model, cfg = make("schnet", [at], ["Si"])
-    model.filter = cfg.filter = filter_
+    model, cfg = make("schnet", [at], ["Si"], filter="direct")
     batch = collate(prepare_graphs([at], cfg, ["Si"]), dtype=torch.float64)
     batch.positions.requires_grad_(True)
     (grad,) = torch.autograd.grad(model(batch)[0, 0], batch.positions)

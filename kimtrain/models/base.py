@@ -27,6 +27,9 @@ class AtomisticModel(nn.Module):
     def atom_features(self, batch) -> torch.Tensor:
         raise NotImplementedError
 
+    def fit_inputs(self, graphs):
+        """Fit input standardisation on training inputs, once before training (default: none)."""
+
     def pooled(self, batch) -> torch.Tensor:
         """Per-configuration representation (B, hidden): sum of atom features."""
         return sum_by(self.atom_features(batch), batch.batch, batch.n_configs)

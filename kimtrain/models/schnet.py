@@ -17,6 +17,7 @@ from torch import nn
 from .base import MAX_Z, AtomisticModel
 from .common import ShiftedSoftplus, mlp
 from .fused import can_fuse, fused_conv
+from .registry import ModelSpec, register
 
 
 class SchNet(AtomisticModel):
@@ -79,3 +80,8 @@ class SchNet(AtomisticModel):
             agg.index_add_(0, j, x.index_select(0, i) * w)
             h = h + self.f2out[b](agg)
         return h
+
+
+register(ModelSpec("schnet", "SchNet: continuous-filter convolutions on Gaussian distances (Schütt et al. 2018)",
+                   lambda cfg, n_out, _: SchNet(cfg.hidden, cfg.n_layers, cfg.n_rbf, cfg.cutoff, n_out,
+                                                cfg.filter, cfg.filter_grid)))

@@ -6,6 +6,7 @@ import torch
 
 from .base import AtomisticModel
 from .common import mlp
+from .registry import ModelSpec, register
 
 
 class SOAPNet(AtomisticModel):
@@ -18,8 +19,9 @@ class SOAPNet(AtomisticModel):
         self.register_buffer("feat_mean", torch.zeros(n_features))
         self.register_buffer("feat_std", torch.ones(n_features))
 
-    def fit_standardisation(self, features: np.ndarray):
-        """Mean/std of training-atom descriptors (called once before training)."""
+    def fit_inputs(self, graphs):
+        """Mean/std of the training atoms' descriptors."""
+        features = np.concatenate([g.features for g in graphs])
         self.feat_mean.copy_(torch.as_tensor(features.mean(0)))
         self.feat_std.copy_(torch.as_tensor(features.std(0) + 1e-6))
 
@@ -27,3 +29,8 @@ class SOAPNet(AtomisticModel):
         if batch.features is None:
             raise ValueError("SOAPNet needs SOAP features: build the data with kimtrain.descriptors")
         return self.body((batch.features - self.feat_mean) / self.feat_std)
+
+
+register(ModelSpec("soapnet", "SOAP descriptors (dscribe) and a per-atom MLP; energies only",
+                   lambda cfg, n_out, n_features: SOAPNet(n_features, cfg.hidden, cfg.n_layers, n_out),
+                   inputs="soap", forces=False))

@@ -1,0 +1,35 @@
+"""Batched inference and energy metrics, written once for every strategy, evaluation and plot."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .graphs import collate
+from .trainer import LabelledSet
+
+
+@torch.no_grad()
+def predict(model, graphs, batch_size: int = 64, device=None, output=None) -> np.ndarray:
+    """(n, k) outputs on graphs, in batches, in eval mode: model(batch) (total energies in eV for
+    energy heads, logits for a classifier), or output(model, batch)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    output = output or (lambda m, batch: m(batch))
+    out = [output(model, collate(graphs[s:s + batch_size]).to(device)).double().cpu().numpy()
+           for s in range(0, len(graphs), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "n_out", 1)))
+
+
+def energy_metrics(pred: np.ndarray, target: np.ndarray, n_atoms: np.ndarray) -> dict:
+    """Config MAE (eV) and per-atom MAE (eV/atom) of the first output over finite targets."""
+    p, t = np.asarray(pred).reshape(len(target), -1)[:, 0], np.asarray(target).reshape(len(target), -1)[:, 0]
+    ok = np.isfinite(t)
+    err = np.abs(p[ok] - t[ok])
+    return {"mae": float(err.mean()), "mae_per_atom": float((err / n_atoms[ok]).mean())}
+
+
+def energy_validator(val: LabelledSet, batch_size: int):
+    def validate(model):
+        m = energy_metrics(predict(model, val.graphs, batch_size), val.targets, val.n_atoms)
+        return {"val_mae": m["mae"], "val_mae_per_atom": m["mae_per_atom"]}
+    return validate

@@ -1,0 +1,37 @@
+"""The model registry: a model name -> how to build it and what it reads. The CLI's --model
+choices, `kimtrain experiment`'s model list, checkpoint loading and the Calculator read it, and
+nothing else names models. Adding a model is one module that calls register() and one import in
+kimtrain/models/__init__.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+REGISTRY: dict = {}  # name -> ModelSpec, in registration order
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    summary: str
+    build: Callable          # (ModelConfig, n_out, n_features) -> AtomisticModel
+    inputs: str = "graph"    # "graph": half neighbour lists within model.cutoff; "soap": per-atom SOAP vectors
+    forces: bool = True      # the energy is differentiable in the positions (forces by autograd)
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.inputs not in ("graph", "soap"):
+        raise ValueError(f"model {spec.name}: inputs must be 'graph' or 'soap', got {spec.inputs!r}")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
