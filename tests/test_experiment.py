@@ -29,8 +29,11 @@ def test_quick_experiment_on_demo_set(tmp_path):
         mp = runs.loc["mp"]
         assert mp.pretrain_loss_last < mp.pretrain_loss_first     # pretraining learns
         assert runs.loc["mp+la"].pretrain_loss_first == mp.pretrain_loss_first  # one shared pretraining
+    best = df[df.strategy == "best EIP"]  # the reference row: one per split, shown with every model
+    assert len(best) == 1 and best.model.item() == "(EIP)" and best.eip.item() in la.eips.split(",")
+    assert best.test_mae_per_atom.item() > 0
     table = (out / "results.md").read_text()
-    assert "## si-demo / schnet" in table and "| baseline |" in table
+    assert "## si-demo / schnet" in table and "| baseline |" in table and table.count("| best EIP |") == 2
     assert (out / "si-demo" / "tsne_schnet.png").stat().st_size > 10_000
 
     # a second invocation for one model and strategy skips the finished run and keeps every other row
@@ -38,5 +41,5 @@ def test_quick_experiment_on_demo_set(tmp_path):
     assert main(["experiment", str(config), "--out", str(out), "--quick", "--models", "schnet",
                  "--strategies", "baseline"]) == 0
     again = pd.read_csv(out / "results.csv")
-    assert len(again) == n_rows and set(again.model) == {"schnet", "soapnet"}
+    assert len(again) == n_rows and set(again.model) == {"schnet", "soapnet", "(EIP)"}
     assert "## si-demo / soapnet" in (out / "results.md").read_text()

@@ -32,7 +32,7 @@ def test_jobs_2_equals_jobs_1(demo_config, tmp_path):
                      "--threads", "1", "--results", str(tmp_path / f"kept{jobs}")]) == 0
         tables[jobs] = pd.read_csv(out / "results.csv").set_index("strategy")
     one, two = tables[1], tables[2]
-    assert list(one.index) == ["baseline", "la", "mp", "mp+la"] == list(two.index)
+    assert list(one.index) == ["baseline", "la", "mp", "mp+la", "best EIP"] == list(two.index)
     pd.testing.assert_frame_equal(one[COLUMNS], two[COLUMNS], check_exact=True)
     assert one.loc["la", "alpha"] in (0.1, 1.0)
 
@@ -42,8 +42,9 @@ def test_results_folder_skips_finished_runs_and_rebuilds_tables(demo_config, tmp
     args = ["experiment", str(demo_config), "--quick", "--strategies", "baseline,mp", "--results", str(kept)]
     assert main(args + ["--out", str(tmp_path / "first")]) == 0
     saved = sorted(p.relative_to(kept).as_posix() for p in kept.rglob("metrics.json"))
-    assert saved == ["si-demo/schnet/seed0/baseline/metrics.json", "si-demo/schnet/seed0/mp/metrics.json"]
-    assert json.loads((kept / saved[0]).read_text())["label"] == "baseline"
+    assert saved == ["si-demo/best_EIP/seed0/metrics.json", "si-demo/schnet/seed0/baseline/metrics.json",
+                     "si-demo/schnet/seed0/mp/metrics.json"]
+    assert json.loads((kept / saved[1]).read_text())["label"] == "baseline"
     capsys.readouterr()
     # a new machine: an empty --out, the kept folder only; nothing is trained again
     assert main(args + ["--out", str(tmp_path / "second")]) == 0

@@ -44,7 +44,7 @@ def test_a_registered_toy_strategy_runs_in_an_experiment(toy, tmp_path):
     out = tmp_path / "exp"
     assert main(["experiment", str(config), "--out", str(out), "--quick"]) == 0
     runs = pd.read_csv(out / "results.csv").set_index("strategy")
-    assert list(runs.index) == ["baseline", "toy"]
+    assert list(runs.index) == ["baseline", "toy", "best EIP"]
     history = pd.read_csv(out / "si-demo" / "schnet" / "seed0" / "toy" / "history.csv")
     assert list(history.epoch) == [1, 2]  # the toy's own training, not the baseline's 4 epochs
     assert runs.loc["toy", "val_mae"] != runs.loc["baseline", "val_mae"]
