@@ -35,6 +35,8 @@ $(DEMO)/si-demo/table.parquet: $(DEMO_DATA)
 bench: install
 	$(PY) bench/label_throughput.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/cgcnn_throughput.py
+	$(PY) bench/model_step.py
 
 label-si: install
 	kimlabel label data/samples/si_samples.extxyz $(wildcard data/si/*.extxyz.gz) --potentials si --out $(RUNS)/label-si.parquet --jobs 2

@@ -122,9 +122,10 @@ def val_mae(model, graphs, energies, n_atoms, device):
     return float(np.mean(np.abs(pred - energies) / n_atoms))
 
 
-def memory_step(which: str, device: str):
-    """Child process: one training step on 32 rattled 256-atom Al cells at 7 A; prints the growth of the
-    resident set during the step (peak minus before, MB; GPU: peak allocated)."""
+def memory_step(which: str, device: str, factory=None):
+    """Child process: one training step of factory(which, mu, scale, cutoff) on 32 rattled 256-atom Al
+    cells at 7 A; prints the growth of the resident set during the step (peak minus before, MB;
+    GPU: peak allocated) and the step's seconds."""
     from ase.build import bulk
     frames = []
     for k in range(32):
@@ -133,13 +134,16 @@ def memory_step(which: str, device: str):
         frames.append(at)
     graphs = build_graphs(frames, 7.0)
     dev = torch.device(device)
-    model = make_model(which, -3.7, 0.05, 7.0).to(dev)
+    model = (factory or make_model)(which, -3.7, 0.05, 7.0).to(dev)
     batch = collate(graphs).to(dev)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
     base = _status_mb("VmRSS")
+    t0 = time.perf_counter()
     model(batch).sum().backward()
+    sync(dev)
+    seconds = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _status_mb("VmHWM") - base
-    print(f"{peak:.0f}")
+    print(f"{peak:.0f} {seconds:.2f}")
 
 
 def _status_mb(key: str) -> float:
@@ -191,8 +195,15 @@ def main():
     for name in MODELS:
         out = subprocess.run([sys.executable, __file__, "--device", a.device, "--memory-child", name, a.device],
                              capture_output=True, text=True)
-        peak = out.stdout.strip() or f"failed: {out.stderr.strip().splitlines()[-1:]}"
-        print(f"peak memory, one step on 32 x 256-atom Al cells at 7 A ({name}): {peak} MB")
+        print(f"one step on 32 x 256-atom Al cells at 7 A ({name}): {memory_report(out)}")
+
+
+def memory_report(out) -> str:
+    """The memory child's answer in words."""
+    if out.returncode or not out.stdout.strip():
+        return f"failed: {out.stderr.strip().splitlines()[-1:]}"
+    peak, seconds = out.stdout.split()
+    return f"peak memory {peak} MB, {seconds} s"
 
 
 if __name__ == "__main__":

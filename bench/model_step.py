@@ -1,0 +1,93 @@
+"""Memory and time of one training step, per registered model, on two systems: 32 rattled 64-atom
+Si cells at 5 Å and 32 rattled 256-atom fcc Al cells at 7 Å (the size the paper's GemNet could
+not fit in 24 GB). Each model runs in a fresh child process: memory is the growth of the resident set during its
+first step (CPU) or the peak allocated (CUDA); time is that of a second step (forward, backward
+of the summed energy). Ratios are against SchNet measured in the same run.
+    python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
+"""
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SYSTEMS = {"si64": ("Si", "diamond", 5.43, (2, 2, 2), 5.0), "al256": ("Al", "fcc", 4.05, (4, 4, 4), 7.0)}
+
+
+def step(model_name: str, system: str, device: str):
+    """Child: prints 'MB seconds pairs' for one step after a warm-up step."""
+    from ase.build import bulk
+    from kimtrain.config import ModelConfig
+    from kimtrain.graphs import build_graphs, collate
+    from kimtrain.models.factory import build_model
+    symbol, lattice, a, repeat, cutoff = SYSTEMS[system]
+    frames = []
+    for k in range(32):
+        at = bulk(symbol, lattice, a=a, cubic=True).repeat(repeat)
+        at.rattle(0.05, seed=k)
+        frames.append(at)
+    dev = torch.device(device)
+    batch = collate(build_graphs(frames, cutoff)).to(dev)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=model_name, cutoff=cutoff)).to(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
+    base = _status_mb("VmRSS")
+    model(batch).sum().backward()  # first step: memory (freed blocks of a warm-up could be reused)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _status_mb("VmHWM") - base
+    model.zero_grad()
+    _sync(dev)
+    t0 = time.perf_counter()
+    model(batch).sum().backward()  # second step: time
+    _sync(dev)
+    seconds = time.perf_counter() - t0
+    print(f"{peak:.0f} {seconds:.2f} {len(batch.edge_i)}")
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _status_mb(key: str) -> float:
+    line = next(v for v in Path("/proc/self/status").read_text().splitlines() if v.startswith(key + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="schnet,cgcnn,gemnet")
+    p.add_argument("--systems", default="si64,al256")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per model and system (default 1200)")
+    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        return step(*a.child, a.device)
+    models = a.models.split(",")
+    print(f"# device {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; batch 32, "
+          "hidden 128, 5 blocks, forward + backward")
+    for system in a.systems.split(","):
+        measured = {}
+        for name in models:
+            try:
+                out = subprocess.run([sys.executable, __file__, "--device", a.device, "--child", name, system],
+                                     capture_output=True, text=True, timeout=a.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{system} {name}: no result within {a.timeout:.0f} s", flush=True)
+                continue
+            if out.returncode or not out.stdout.strip():
+                print(f"{system} {name}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+                continue
+            mb, seconds, pairs = out.stdout.split()
+            measured[name] = (float(mb), float(seconds))
+            ratio = (f"; x SchNet: memory {float(mb) / measured['schnet'][0]:.1f}, time "
+                     f"{float(seconds) / measured['schnet'][1]:.1f}") if "schnet" in measured and name != "schnet" else ""
+            print(f"{system} ({pairs} pairs) {name}: {mb} MB, {seconds} s per step{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
