@@ -5,8 +5,11 @@ Atoms start from a learned embedding of Z. Each of `n_layers` convolutions adds 
     sum_j  sigmoid(z_ij W_f + b_f) * softplus(z_ij W_s + b_s) * fcut(d_ij),   z_ij = [h_i, h_j, e_ij],
 
 where e_ij is the Gaussian expansion of the distance d_ij (n_rbf centres on [0, cutoff] Å).
-Two departures from CGConv, both for a smooth, batch-independent energy: the cosine cutoff
-fcut makes messages vanish at the cutoff (forces and MD need it), and there is no batch norm.
+Departures from CGConv: the cosine cutoff fcut makes messages vanish at the cutoff (forces and
+MD need it); there is no batch norm (energies would depend on the batch); instead the sum of
+messages, all positive, is divided by the square root of the average number of neighbours in the
+training graphs (a constant fitted once and saved, as NequIP does with avg_num_neighbors), so
+atom features grow less with the cutoff and density.
 The linear maps of z_ij are split by block: the h_i and h_j parts run per atom, the e_ij part per
 pair, so no (pairs x (2 hidden + n_rbf)) concatenation is built. Each stored pair sends messages
 both ways. Energy by sum readout; forces by autograd.
@@ -33,6 +36,12 @@ class CGCNN(AtomisticModel):
         self.receiver = nn.ModuleList(nn.Linear(hidden, 2 * hidden) for _ in range(n_layers))
         self.sender = nn.ModuleList(nn.Linear(hidden, 2 * hidden, bias=False) for _ in range(n_layers))
         self.edge = nn.Linear(n_rbf, 2 * hidden * n_layers, bias=False)
+        self.register_buffer("avg_neighbours", torch.tensor(1.0))  # fitted on training inputs (fit_inputs)
+
+    def fit_inputs(self, graphs):
+        """Average neighbours per atom in the training graphs: sums of messages are divided by its square root."""
+        pairs, atoms = sum(len(g.edge_i) for g in graphs), sum(len(g.numbers) for g in graphs)
+        self.avg_neighbours.fill_(max(2.0 * pairs / max(atoms, 1), 1.0))
 
     def atom_features(self, batch) -> torch.Tensor:
         d = batch.vectors().norm(dim=-1)
@@ -48,7 +57,7 @@ class CGCNN(AtomisticModel):
                 z = a.index_select(0, to) + b.index_select(0, frm) + edge[layer]
                 gate, core = z.chunk(2, dim=-1)
                 agg.index_add_(0, to, torch.sigmoid(gate) * nn.functional.softplus(core) * fcut)
-            h = h + agg
+            h = h + agg / self.avg_neighbours.sqrt()
         return h
 
 
