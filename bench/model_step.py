@@ -13,11 +13,13 @@ from pathlib import Path
 
 import torch
 
+from train_throughput import status_mb, sync
+
 SYSTEMS = {"si64": ("Si", "diamond", 5.43, (2, 2, 2), 5.0), "al256": ("Al", "fcc", 4.05, (4, 4, 4), 7.0)}
 
 
 def step(model_name: str, system: str, device: str):
-    """Child: prints 'MB seconds pairs' for one step after a warm-up step."""
+    """Child: prints 'MB seconds pairs': memory of the first step, time of a second (of the first, if over a minute)."""
     from ase.build import bulk
     from kimtrain.config import ModelConfig
     from kimtrain.graphs import build_graphs, collate
@@ -35,29 +37,19 @@ def step(model_name: str, system: str, device: str):
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
-    base = _status_mb("VmRSS")
+    base = status_mb("VmRSS")
     t0 = time.perf_counter()
     model(batch).sum().backward()  # first step: memory (freed blocks of a warm-up could be reused)
-    _sync(dev)
+    sync(dev)
     seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _status_mb("VmHWM") - base
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else status_mb("VmHWM") - base
     if seconds < 60:  # a second step for the time, once start-up costs are paid; long steps keep the first
         model.zero_grad()
         t0 = time.perf_counter()
         model(batch).sum().backward()
-        _sync(dev)
+        sync(dev)
         seconds = time.perf_counter() - t0
     print(f"{peak:.0f} {seconds:.2f} {len(batch.edge_i)}")
-
-
-def _sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _status_mb(key: str) -> float:
-    line = next(v for v in Path("/proc/self/status").read_text().splitlines() if v.startswith(key + ":"))
-    return int(line.split()[1]) / 1024
 
 
 def main():

@@ -137,65 +137,70 @@ def memory_step(which: str, device: str, factory=None):
     model = (factory or make_model)(which, -3.7, 0.05, 7.0).to(dev)
     batch = collate(graphs).to(dev)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
-    base = _status_mb("VmRSS")
+    base = status_mb("VmRSS")
     t0 = time.perf_counter()
     model(batch).sum().backward()
     sync(dev)
     seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _status_mb("VmHWM") - base
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else status_mb("VmHWM") - base
     print(f"{peak:.0f} {seconds:.2f}")
 
 
-def _status_mb(key: str) -> float:
+def status_mb(key: str) -> float:
     """A memory figure of this process from /proc/self/status (Linux), MB."""
     line = next(v for v in Path("/proc/self/status").read_text().splitlines() if v.startswith(key + ":"))
     return int(line.split()[1]) / 1024
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=100)
+def compare(script: str, description: str, models, factory, ratio_line, default_steps: int):
+    """The benchmark both throughput scripts run: parse the command line; train each of `models`
+    (factory(name, mu, scale, cutoff)) from the same seeds on the same 64-atom Si batches; print
+    configs/s, validation MAE per seed and ratio_line(configs/s per model); then one step of each on
+    the 256-atom Al cells, each in a child process of `script` (which lands in memory_step)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--steps", type=int, default=default_steps)
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (model weights and batches)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.memory_child:
-        return memory_step(*a.memory_child)
+        return memory_step(*a.memory_child, factory=factory)
     if not DATA.exists():
         sys.exit(f"{DATA} not found: the benchmark uses the Si_fitsnap set of ../shared/data")
     device, seeds = torch.device(a.device), [int(s) for s in a.seeds.split(",")]
     data = load_dataset([DATA])
-    keep = np.flatnonzero(data.n_atoms == 64)
-    rng = np.random.default_rng(0)
-    keep = rng.permutation(keep)
+    keep = np.random.default_rng(0).permutation(np.flatnonzero(data.n_atoms == 64))
     tr, va = keep[:512], keep[512:768]
-    atoms = [data.atoms[i] for i in keep]
-    graphs = dict(zip(keep, build_graphs(atoms, 5.0, key=data.key + "|bench64")))
+    graphs = dict(zip(keep, build_graphs([data.atoms[i] for i in keep], 5.0, key=data.key + "|bench64")))
     mu = fit_species_reference([data.atoms[i] for i in tr], data.energy[tr], ["Si"])["Si"]
     scale = float(np.std(data.energy[tr] / 64 - mu))
     e, n = data.energy, data.n_atoms
     g_tr, g_va = [graphs[i] for i in tr], [graphs[i] for i in va]
     print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; 64-atom Si_fitsnap "
           f"cells, batch 32, {a.steps} steps, seeds {seeds}")
-    secs = {name: 0.0 for name in MODELS}
+    secs = {name: 0.0 for name in models}
     for seed in seeds:
         maes = []
-        for name in MODELS:
+        for name in models:
             torch.manual_seed(seed)
-            model = make_model(name, mu, scale, 5.0)
-            dt, model = train(model, g_tr, e[tr], n[tr], a.steps, device, seed)
+            dt, model = train(factory(name, mu, scale, 5.0), g_tr, e[tr], n[tr], a.steps, device, seed)
             secs[name] += dt
             maes.append(f"{name} {1000 * val_mae(model, g_va, e[va], n[va], device):.1f}")
         print(f"seed {seed}: val MAE (meV/atom) " + ", ".join(maes), flush=True)
-    speed = {name: 32 * a.steps * len(seeds) / secs[name] for name in MODELS}
-    for name in MODELS:
+    speed = {name: 32 * a.steps * len(seeds) / secs[name] for name in models}
+    for name in models:
         print(f"{name:9} {speed[name]:8.1f} configs/s")
-    print(f"speed ratio kimtrain / PyG: {speed['kimtrain'] / speed['pyg']:.2f}; kimtrain / before: "
-          f"{speed['kimtrain'] / speed['before']:.2f}")
-    for name in MODELS:
-        out = subprocess.run([sys.executable, __file__, "--device", a.device, "--memory-child", name, a.device],
+    print(ratio_line(speed))
+    for name in models:
+        out = subprocess.run([sys.executable, script, "--device", a.device, "--memory-child", name, a.device],
                              capture_output=True, text=True)
         print(f"one step on 32 x 256-atom Al cells at 7 A ({name}): {memory_report(out)}")
+
+
+def main():
+    compare(__file__, __doc__.splitlines()[0], MODELS, make_model,
+            lambda speed: f"speed ratio kimtrain / PyG: {speed['kimtrain'] / speed['pyg']:.2f}; kimtrain / before: "
+                          f"{speed['kimtrain'] / speed['before']:.2f}", default_steps=100)
 
 
 def memory_report(out) -> str:

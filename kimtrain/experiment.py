@@ -28,7 +28,7 @@ from .task import load_context
 from .parallel import Task, run_tasks
 from .alignment import align, best_eip, load_eip_table
 from .report import BEST_EIP, EIP_MODEL, results_markdown
-from .splits import make_split, nested_subset, train_counts, write_split
+from .splits import indices, make_split, nested_subset, train_counts, write_split
 from .models import get as get_model
 from .models import names as model_names
 from .strategies import get as get_strategy
@@ -136,6 +136,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         main_files = set(main)
         n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
         table = _table(ds, paths, ds_out)
+        eip_frame = load_eip_table(table, len(data))[0]  # read once: the best-EIP rows of every split use it
         for seed in seeds:
             full = _split(ds, data, n_main, seed, q)
             n_marks = int((full.mark == "train").sum())
@@ -147,8 +148,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                 tag = f"seed{seed}" + ("" if n == n_marks else f"/n{n}")
                 split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
                 write_split(split, split_path)
-                eip_run = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q)
-                eip_rows.append(_best_eip_row(data, split, eip_run, ds["name"], seed, tag, out, results))
+                options = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q).strategy
+                eip_rows.append(_best_eip_row(data, eip_frame, split, options, ds["name"], seed, tag, out, results))
                 for model in models:
                     run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
                     ctx = load_context(run, split)
@@ -190,15 +191,15 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     return df
 
 
-def _best_eip_row(data, split: pd.DataFrame, run, dataset: str, seed: int, tag: str, out: Path, results) -> dict | None:
+def _best_eip_row(data, frame: pd.DataFrame, split: pd.DataFrame, options, dataset: str, seed: int, tag: str,
+                  out: Path, results) -> dict | None:
     """The best single EIP's own errors on this split (no network, so no training, and the same for
     every model): a reference line in the tables and learning curves, written like a run's
-    metrics.json under OUT/DATASET/best_EIP/TAG (and kept in results)."""
-    from .splits import indices
+    metrics.json under OUT/DATASET/best_EIP/TAG (and kept in results). frame: the kimlabel table;
+    options: the strategy options (energy limit, EIP subset)."""
     idx = {mark: indices(split, mark) for mark in ("train", "val", "test")}
-    frame, _ = load_eip_table(run.table, len(data))
     labels = align(frame, data.atoms, data.energy, idx["train"], data.species,
-                   run.strategy.max_energy_per_atom, run.strategy.eips)
+                   options.max_energy_per_atom, options.eips)
     best = best_eip(labels, data.energy, data.n_atoms, idx["val"], idx["test"])
     if best is None:
         return None

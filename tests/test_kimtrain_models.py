@@ -1,31 +1,17 @@
 """SchNet specifics: the direct filter path, tabulated filters, the fused CPU loop. (Properties
 every model must have are in test_model_suite.py.)"""
-import numpy as np
 import torch
 
 from kimtrain.config import ModelConfig
 from kimtrain.graphs import collate
 from kimtrain.models.factory import new_model, prepare_graphs
 
-from conftest import TINY_MODEL as SMALL, model_energies as energies, rattled, tiny_model as make
+from conftest import TINY_MODEL as SMALL, assert_forces_match_finite_differences, rattled
+
 
 def test_schnet_direct_filter_forces_equal_finite_differences():
     """The direct-filter path (the tabulated default is in the shared suite)."""
-    at = rattled(n=1, seed=5, amp=0.15)[0]
-    model, cfg = make("schnet", [at], ["Si"], filter="direct")
-    batch = collate(prepare_graphs([at], cfg, ["Si"]), dtype=torch.float64)
-    batch.positions.requires_grad_(True)
-    (grad,) = torch.autograd.grad(model(batch)[0, 0], batch.positions)
-    forces = -grad.numpy()
-    h = 1e-5
-    for atom, axis in [(0, 0), (3, 1), (7, 2)]:
-        plus, minus = at.copy(), at.copy()
-        plus.positions[atom, axis] += h
-        minus.positions[atom, axis] -= h
-        e_plus, e_minus = energies(model, cfg, [plus, minus], ["Si"])
-        fd = -(e_plus - e_minus) / (2 * h)
-        assert abs(fd - forces[atom, axis]) < 1e-6 + 1e-4 * abs(fd), (atom, axis, fd, forces[atom, axis])
-    assert np.abs(forces).max() > 1e-4
+    assert_forces_match_finite_differences("schnet", filter="direct")
 
 
 def test_tabulated_filters_match_direct_evaluation():

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-REGISTRY: dict = {}  # name -> ModelSpec, in registration order
+from ..plugins import Registry
+
+REGISTRY = Registry("model")  # name -> ModelSpec
 
 
 @dataclass(frozen=True)
@@ -23,15 +25,12 @@ class ModelSpec:
 def register(spec: ModelSpec) -> ModelSpec:
     if spec.inputs not in ("graph", "soap"):
         raise ValueError(f"model {spec.name}: inputs must be 'graph' or 'soap', got {spec.inputs!r}")
-    REGISTRY[spec.name] = spec
-    return spec
+    return REGISTRY.register(spec)
 
 
 def get(name: str) -> ModelSpec:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def names() -> list[str]:
-    return list(REGISTRY)
+    return REGISTRY.names()

@@ -11,9 +11,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..plugins import Registry
 from ..shared_training import Prepared, prepare, train_variant
 
-REGISTRY: dict = {}  # name -> Strategy, in registration order (the order tables list them)
+REGISTRY = Registry("strategy")  # name -> Strategy
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,12 @@ class Strategy:
 
 def register(strategy: Strategy) -> Strategy:
     """Make a strategy available by name to `kimtrain fit --strategy`, experiments and tables."""
-    if strategy.name in REGISTRY and REGISTRY[strategy.name] != strategy:
-        raise ValueError(f"strategy {strategy.name!r} is already registered")
-    REGISTRY[strategy.name] = strategy
-    return strategy
+    return REGISTRY.register(strategy)
 
 
 def get(name: str) -> Strategy:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def names() -> list[str]:
-    return list(REGISTRY)
+    return REGISTRY.names()
