@@ -34,7 +34,7 @@ def cmd_label(args):
     from .registry import resolve
     job = LabelJob(inputs=args.inputs, potentials=resolve(args.potentials), out=args.out, forces=args.forces,
                    jobs=args.jobs, resume=args.resume, shard=args.shard, energy_key=args.energy_key,
-                   csv=args.csv, progress=not args.quiet)
+                   csv=args.csv, progress=not args.quiet, scheduler=args.scheduler)
     summary = job.run()
     print(f"wrote {args.out}: {summary['n_configs']} configurations", file=sys.stderr)
     for name, counts in summary["status"].items():
@@ -65,7 +65,10 @@ def build_parser():
     lab.add_argument("--out", required=True, help="output table (.parquet)")
     lab.add_argument("--csv", action="store_true", help="also write a CSV copy")
     lab.add_argument("--forces", action="store_true", help="also write per-atom forces to TABLE.forces.parquet")
-    lab.add_argument("--jobs", type=int, default=1, help="worker processes")
+    lab.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    lab.add_argument("--scheduler", default=None,
+                     help="run on a Dask cluster instead: local:N (N workers here), tcp://HOST:PORT, or a scheduler "
+                          "JSON file (needs the dask extra)")
     lab.add_argument("--resume", action="store_true", help="continue an interrupted run")
     lab.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: label config_id %% N == I only")
     lab.add_argument("--energy-key", default=None, help="info key holding the reference energy (eV)")

@@ -63,6 +63,16 @@ class Evaluator:
                     fcols[col] = f[:, k]
         return row, fcols
 
+    def evaluate_chunk(self, chunk):
+        """(rows, force column dicts) for a list of Configs."""
+        rows, forces = [], []
+        for cfg in chunk:
+            row, f = self.evaluate(cfg)
+            rows.append(row)
+            if f is not None:
+                forces.append(f)
+        return rows, forces
+
 
 def crashed_result(cfg, name, forces):
     """Chunk-shaped result for a model whose native code crashed the process on cfg."""
@@ -88,21 +98,21 @@ def merge_model_results(cfg, potentials, forces, parts):
 _WORKER: Evaluator | None = None
 
 
-def init_worker(potentials, forces, scratch=None):
-    """Pool initializer: run from a scratch directory (KIM writes kim.log to the cwd)."""
-    global _WORKER
-    faulthandler.disable()  # a crashing model is handled by the parent; no traceback dump
+def worker_evaluator(potentials, forces, scratch=None) -> Evaluator:
+    """An Evaluator for a worker process (pool or Dask worker): run from a scratch directory (KIM
+    writes kim.log to the cwd), no traceback dump on a crash (the parent handles it), banners muted."""
+    faulthandler.disable()
     os.chdir(scratch or tempfile.mkdtemp(prefix="kimlabel-"))
     silence_stdout()  # some drivers print banners when created
-    _WORKER = Evaluator(potentials, forces)
+    return Evaluator(potentials, forces)
+
+
+def init_worker(potentials, forces, scratch=None):
+    """Process-pool initializer: one Evaluator per worker process."""
+    global _WORKER
+    _WORKER = worker_evaluator(potentials, forces, scratch)
 
 
 def evaluate_chunk(chunk):
-    """Evaluate a list of Configs in the worker; returns (rows, force column dicts)."""
-    rows, forces = [], []
-    for cfg in chunk:
-        row, f = _WORKER.evaluate(cfg)
-        rows.append(row)
-        if f is not None:
-            forces.append(f)
-    return rows, forces
+    """Evaluate a list of Configs in a pool worker; returns (rows, force column dicts)."""
+    return _WORKER.evaluate_chunk(chunk)

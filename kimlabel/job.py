@@ -63,6 +63,7 @@ class LabelJob:
     csv: bool = False
     chunk_size: int = 32
     progress: bool = True
+    scheduler: str | None = None  # Dask cluster (local:N, tcp://HOST:PORT, scheduler JSON) instead of `jobs`
     inputs_meta: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -71,6 +72,11 @@ class LabelJob:
         i, n = self.shard
         if not (n >= 1 and 0 <= i < n):
             raise ValueError(f"shard {i}/{n}: need 0 <= I < N")
+        if self.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.scheduler is not None:
+            from .cluster import check_scheduler
+            check_scheduler(self.scheduler)
 
     def manifest(self) -> dict:
         if not self.inputs_meta:
@@ -127,7 +133,8 @@ class LabelJob:
         bar = tqdm(desc=f"labelling ({len(self.potentials)} EIPs)", unit="config", disable=None if self.progress else True,
                    initial=len(done), file=sys.stderr)
         try:
-            for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size):
+            for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size,
+                                              self.scheduler):
                 first = rows[0]["config_id"]
                 if self.forces:
                     ftab = pa.Table.from_batches([pa.RecordBatch.from_pydict(f, schema=fschema) for f in frc])

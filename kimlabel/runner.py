@@ -41,6 +41,28 @@ def _pool(jobs, potentials, forces, scratch):
                                initargs=(potentials, forces, scratch))
 
 
+class ProcessEngine:
+    """Worker processes on this machine. A crash breaks the whole pool: every chunk in flight is
+    re-run in isolation and the pool restarted."""
+
+    breaks_all = True
+    crashes, lost = (BrokenProcessPool,), ()
+
+    def __init__(self, jobs, potentials, forces, scratch):
+        self.width, self._args = max(jobs, 1), (max(jobs, 1), potentials, forces, scratch)
+        self.pool = _pool(*self._args)
+
+    def submit(self, chunk):
+        return self.pool.submit(evaluate_chunk, chunk)
+
+    def restart(self):
+        self.pool.shutdown(cancel_futures=True)
+        self.pool = _pool(*self._args)
+
+    def close(self):
+        self.pool.shutdown(cancel_futures=True)
+
+
 def _isolated(chunk, potentials, forces, scratch):
     """Evaluate in a throwaway process; raises BrokenProcessPool if the model code crashes it."""
     with _pool(1, potentials, forces, scratch) as pool:
@@ -67,51 +89,78 @@ def _recover(chunk, potentials, forces, scratch):
     return rows, frc
 
 
-def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32):
+@contextlib.contextmanager
+def _engine(potentials, forces, jobs, scheduler, scratch):
+    if scheduler is None:
+        engine = ProcessEngine(jobs, potentials, forces, scratch)
+        try:
+            yield engine
+        finally:
+            engine.close()
+        return
+    from .cluster import connect
+    from .dask_engine import DaskEngine
+    with connect(scheduler) as client:
+        yield DaskEngine(client, potentials, forces)
+
+
+RESUBMITS = 3  # times a chunk cancelled by a cluster restart is submitted again
+
+
+def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32, scheduler=None):
     """Yield (rows, force dicts) per chunk of configs, in input order.
 
-    Models run in worker processes (a crash in native model code cannot take the run down);
-    a bounded window of chunks is in flight, so memory stays flat however many configurations
-    stream through.
+    Models run in worker processes (`jobs` here, or the workers of Dask `scheduler`), so a crash
+    in native model code cannot take the run down: the chunk is re-run in isolated processes
+    here, config by config. A bounded window of chunks is in flight, so memory stays flat however
+    many configurations stream through.
     """
     chunks = batched(configs, chunk_size)
-    with scratch_cwd() as tmp:
-        pool = _pool(max(jobs, 1), potentials, forces, tmp)
-        window = collections.deque()
-        try:
-            for chunk in itertools.chain(chunks, [None]):
-                if chunk is not None:
-                    window.append((chunk, pool.submit(evaluate_chunk, chunk)))
-                while window and (chunk is None or len(window) >= 2 * max(jobs, 1)):
-                    head, fut = window.popleft()
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        pool.shutdown(cancel_futures=True)
-                        print(f"kimlabel: a model crashed its worker process; re-running configs "
-                              f"{head[0].config_id}.. in isolation", file=sys.stderr)
-                        redo = [head] + [c for c, _ in window]
+    with scratch_cwd() as tmp, _engine(potentials, forces, jobs, scheduler, tmp) as engine:
+        window, resubmitted = collections.deque(), collections.Counter()
+        for chunk in itertools.chain(chunks, [None]):
+            if chunk is not None:
+                window.append((chunk, engine.submit(chunk)))
+            while window and (chunk is None or len(window) >= 2 * engine.width):
+                head, fut = window.popleft()
+                try:
+                    result = fut.result()
+                except engine.lost:
+                    resubmitted[head[0].config_id] += 1
+                    if resubmitted[head[0].config_id] > RESUBMITS:
+                        raise
+                    window.appendleft((head, engine.submit(head)))
+                    continue
+                except engine.crashes:
+                    print(f"kimlabel: a model crashed its worker process; re-running configs "
+                          f"{head[0].config_id}.. in isolation", file=sys.stderr)
+                    redo = [head]
+                    if engine.breaks_all:
+                        redo += [c for c, _ in window]
                         window.clear()
-                        for c in redo:
-                            yield _recover(c, potentials, forces, tmp)
-                        pool = _pool(max(jobs, 1), potentials, forces, tmp)
-        finally:
-            pool.shutdown(cancel_futures=True)
+                    for c in redo:
+                        yield _recover(c, potentials, forces, tmp)
+                    if engine.breaks_all:
+                        engine.restart()
+                    continue
+                yield result
 
 
-def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_key: str | None = None):
+def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_key: str | None = None,
+          scheduler: str | None = None):
     """Energies (eV) of every EIP in `potentials` on a list of ase.Atoms, as a DataFrame.
 
     potentials: a system name ('si'), comma list of names/KIM IDs, or {name: kim_id}.
     With forces=True the DataFrame has a `forces` attribute (`df.attrs['forces']`): a per-atom
-    DataFrame keyed by config_id.
+    DataFrame keyed by config_id. scheduler: a Dask cluster (local:N, tcp://HOST:PORT or a
+    scheduler JSON file) instead of `jobs` local processes.
     """
     from .registry import resolve
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
     configs = (from_atoms(a, i, energy_key=energy_key) for i, a in enumerate(atoms_list))
     rows, frc = [], []
-    for r, f in evaluate_stream(configs, pots, forces, jobs):
+    for r, f in evaluate_stream(configs, pots, forces, jobs, scheduler=scheduler):
         rows += r
         frc += f
     df = pd.DataFrame(rows, columns=table_schema(pots).names)

@@ -59,7 +59,8 @@ def cmd_eip_report(a):
 def cmd_experiment(a):
     from .experiment import run_experiment
     run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
-                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results, train_sizes=a.train_sizes)
+                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results, train_sizes=a.train_sizes,
+                   scheduler=a.scheduler)
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
 
@@ -133,6 +134,8 @@ def build_parser():
                    help="learning curve: counts or fractions of the train marks, e.g. 10,30,0.5")
     x.add_argument("--jobs", type=int, default=1, help="trainings run in parallel worker processes (default 1)")
     x.add_argument("--threads", type=int, help="CPU threads per training (default: the cores divided among jobs)")
+    x.add_argument("--scheduler", help="run the trainings on a Dask cluster instead of --jobs: local:N, tcp://HOST:PORT "
+                                       "or a scheduler JSON file (needs the dask extra)")
     x.add_argument("--results", help="folder keeping each finished run's metrics.json (commit it): runs found "
                                      "there are skipped, and `kimtrain tables` rebuilds the tables from it")
     x.set_defaults(func=cmd_experiment)

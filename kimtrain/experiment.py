@@ -97,12 +97,13 @@ class PlannedRun:
 
 def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None, strategies=None,
                    alphas=None, jobs: int = 1, threads: int | None = None, results=None,
-                   train_sizes=None) -> pd.DataFrame:
+                   train_sizes=None, scheduler: str | None = None) -> pd.DataFrame:
     """Run the experiment in CONFIG; `models` / `seeds` / `strategies` / `alphas` override the file's lists.
 
     jobs: independent trainings (split seeds, alphas, strategies whose shared pretraining or
     classifier exists) run in that many worker processes, `threads` CPU threads each (default:
-    the cores divided among them). train_sizes (or the config's `train_sizes`): learning-curve
+    the cores divided among them); or, with a Dask `scheduler` (local:N, tcp://HOST:PORT, scheduler
+    JSON file), as tasks on its workers, from the same plan. train_sizes (or the config's `train_sizes`): learning-curve
     points, counts or fractions of the train marks, each a nested seeded subset (val, test and
     pool unchanged); every strategy runs at every size, and the full train set is always a point (the
     experiment's own run, whose LA alpha and Δ EIP the smaller points adopt). results: a folder
@@ -117,6 +118,9 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
         spec["strategy"] = dict(spec.get("strategy") or {}, alphas=alphas)
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if scheduler is not None:
+        from kimlabel.cluster import check_scheduler
+        check_scheduler(scheduler)
     out = Path(out)
     q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
     seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
@@ -170,12 +174,12 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     kept = Path(results) if results else None
     for p in planned:
         _restore(p, out, kept)
-    if jobs > 1:  # per-epoch lines of parallel trainings would interleave: one line per finished training
+    if jobs > 1 or scheduler:  # per-epoch lines of parallel trainings would interleave: one line per finished training
         for p in planned:
             p.run.train.progress = False
     tasks = plan_tasks(planned, out, kept)
     _CONTEXTS.update(contexts)
-    run_tasks(tasks, jobs, threads)
+    run_tasks(tasks, jobs, threads, scheduler=scheduler)
     for ctx, pretrain_dir, png in tsne:
         from .tsne import tsne_before_after
         tsne_before_after(ctx, pretrain_dir, png)

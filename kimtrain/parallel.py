@@ -1,7 +1,9 @@
-"""Run a plan of trainings, some waiting on others, in N worker processes or in this one.
+"""Run a plan of trainings, some waiting on others, in this process, in N worker processes, or
+on a Dask cluster.
 
 A task is a picklable call (a module-level function and its arguments) with the names of the
-tasks it needs. Workers are spawned processes with the CPU cores divided among them; each
+tasks it needs. Local workers are spawned processes with the CPU cores divided among them; on a
+Dask cluster every ready task is submitted at once, those that others wait on first. Each
 finished task has already written its results to disk, so a crash or a kill loses no finished
 task. Progress: one line per finished task with tasks done / total, elapsed time and ETA.
 """
@@ -55,8 +57,19 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
-def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=sys.stderr) -> dict:
-    """Run every task once its needs are done; returns {name: result}. jobs=1 runs in this process."""
+def _on_dask_worker(threads: int | None, fn, args):
+    """Run fn(*args) on a Dask worker with `threads` torch threads (default: the worker's cores
+    divided among its task threads)."""
+    import torch
+    from distributed import get_worker
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // get_worker().state.nthreads))
+    return fn(*args)
+
+
+def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=sys.stderr,
+              scheduler: str | None = None) -> dict:
+    """Run every task once its needs are done; returns {name: result}. jobs=1 runs in this process;
+    a Dask `scheduler` (local:N, tcp://HOST:PORT, scheduler JSON file) runs them on its workers."""
     names = {t.name for t in tasks}
     for t in tasks:
         missing = [n for n in t.needs if n not in names]
@@ -90,23 +103,37 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
                 raise failure(t, exc) from exc
             finished(t, result)
         return results
-    running = {}
+    if scheduler is not None:
+        from kimlabel.cluster import connect, local_workers
+        if local_workers(scheduler):  # N workers on this machine share its cores
+            threads = threads_per_job(local_workers(scheduler), threads)
+        with connect(scheduler) as client:
+            # ClientExecutor futures are concurrent.futures futures: the loop below serves both
+            order = {t.name: -k for k, t in enumerate(pending)}
+            return _run_pool(lambda t: client.get_executor(pure=False, priority=order[t.name]).submit(
+                _on_dask_worker, threads, t.fn, t.args), len(tasks), pending, ready, finished, results)
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(threads_per_job(jobs, threads),)) as pool:
-        while pending or running:
-            for t in ready():
-                if len(running) >= jobs:
-                    break
-                pending.remove(t)
-                running[pool.submit(t.fn, *t.args)] = t
-            if not running:
-                raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = running.pop(future)
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    raise failure(task, exc) from exc
-                finished(task, result)
+        return _run_pool(lambda t: pool.submit(t.fn, *t.args), jobs, pending, ready, finished, results)
+
+
+def _run_pool(submit, width: int, pending: list, ready, finished, results: dict) -> dict:
+    """Keep up to `width` ready tasks submitted until every task has finished."""
+    running = {}
+    while pending or running:
+        for t in ready():
+            if len(running) >= width:
+                break
+            pending.remove(t)
+            running[submit(t)] = t
+        if not running:
+            raise ValueError(f"tasks wait on each other: {[t.name for t in pending]}")
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            task = running.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise failure(task, exc) from exc
+            finished(task, result)
     return results

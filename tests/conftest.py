@@ -73,6 +73,22 @@ def agau_cells(n=6, seed=0):
     return out
 
 
+def big_si_input(path, n=2500):
+    """n rattled 64-atom Si cells, gzipped extxyz: a labelling run long enough to interrupt."""
+    import gzip
+    with gzip.open(path, "wt") as fh:
+        write(fh, rattled(n=n, seed=11, repeat=(2, 2, 2)), format="extxyz")
+    return path
+
+
+def wait_for_parts(parts: Path, n: int, proc, timeout: float = 120):
+    """Block until `parts` holds n finished chunks (or `proc` ends, or timeout s pass)."""
+    import time
+    deadline = time.time() + timeout
+    while len(list(parts.glob("part-*.parquet"))) < n and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+
+
 def write_labelled(path, frames, energies):
     for at, e in zip(frames, energies):
         at.calc = SinglePointCalculator(at, energy=e)

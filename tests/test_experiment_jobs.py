@@ -1,4 +1,4 @@
-"""`kimtrain experiment --jobs 2` trains the same models as `--jobs 1`; results kept in a folder
+"""`kimtrain experiment --jobs 2` and `--scheduler local:2` (Dask) train the same models as `--jobs 1`; results kept in a folder
 rebuild the tables and let a later sitting skip finished runs."""
 import json
 
@@ -24,17 +24,18 @@ def demo_config(tmp_path):
     return config
 
 
-def test_jobs_2_equals_jobs_1(demo_config, tmp_path):
+def test_jobs_2_and_dask_equal_jobs_1(demo_config, tmp_path):
     tables = {}
-    for jobs in (1, 2):
-        out = tmp_path / f"jobs{jobs}"
-        assert main(["experiment", str(demo_config), "--out", str(out), "--quick", "--jobs", str(jobs),
-                     "--threads", "1", "--results", str(tmp_path / f"kept{jobs}")]) == 0
-        tables[jobs] = pd.read_csv(out / "results.csv").set_index("strategy")
-    one, two = tables[1], tables[2]
-    assert list(one.index) == ["baseline", "la", "mp", "mp+la", "best EIP"] == list(two.index)
-    pd.testing.assert_frame_equal(one[COLUMNS], two[COLUMNS], check_exact=True)
+    for name, engine in (("jobs1", ["--jobs", "1"]), ("jobs2", ["--jobs", "2"]), ("dask", ["--scheduler", "local:2"])):
+        out = tmp_path / name
+        assert main(["experiment", str(demo_config), "--out", str(out), "--quick", *engine,
+                     "--threads", "1", "--results", str(tmp_path / f"kept-{name}")]) == 0
+        tables[name] = pd.read_csv(out / "results.csv").set_index("strategy")
+    one = tables["jobs1"]
     assert one.loc["la", "alpha"] in (0.1, 1.0)
+    for name in ("jobs2", "dask"):
+        assert list(one.index) == ["baseline", "la", "mp", "mp+la", "best EIP"] == list(tables[name].index)
+        pd.testing.assert_frame_equal(one[COLUMNS], tables[name][COLUMNS], check_exact=True)
 
 
 def test_results_folder_skips_finished_runs_and_rebuilds_tables(demo_config, tmp_path, capsys):

@@ -1,11 +1,9 @@
 """kimlabel command line: tables, statuses, resume after SIGKILL, shards, jobs, bad input."""
-import gzip
 import math
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ from ase.io import write
 from kimlabel.cli import main
 from kimlabel.schema import STATUSES, forces_path, read_metadata
 
-from conftest import rattled
+from conftest import big_si_input, rattled, wait_for_parts
 
 
 def run_cli(*args):
@@ -77,22 +75,13 @@ def test_every_status_from_real_cases(tmp_path, capsys):
     assert "SW_Balamane (SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004) does not support species Al, Xe" in err
 
 
-def _big_input(tmp_path, n=2500):
-    path = tmp_path / "big.extxyz.gz"
-    with gzip.open(path, "wt") as fh:
-        write(fh, rattled(n=n, seed=11, repeat=(2, 2, 2)), format="extxyz")
-    return path
-
-
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-    src = _big_input(tmp_path)
+    src = big_si_input(tmp_path / "big.extxyz.gz")
     full, killed = tmp_path / "full.parquet", tmp_path / "killed.parquet"
     cmd = [sys.executable, "-m", "kimlabel.cli", "label", str(src), "--potentials", "si", "--quiet"]
     proc = subprocess.Popen(cmd + ["--out", str(killed)], start_new_session=True)
     parts = tmp_path / "killed.parquet.parts"
-    deadline = time.time() + 120
-    while len(list(parts.glob("part-*.parquet"))) < 5 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_parts(parts, 5, proc)
     assert proc.poll() is None, "run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
