@@ -1,7 +1,10 @@
-"""Labelling throughput: kimlabel (kimpy direct, 1 and 2 jobs) vs a plain loop over ASE's KIM calculator.
+"""Labelling throughput: kimlabel (kimpy direct, 1 and 2 jobs, a Dask LocalCluster of 2 workers)
+vs a plain loop over ASE's KIM calculator.
 
 Prints configurations/s and atom-EIP evaluations/s for each case, measured in the same run, and
-the ratios kimlabel/ASE (target >= 3x with one job on 8-64-atom cells) and jobs2/jobs1 (>= 1.7x).
+the ratios kimlabel/ASE (target >= 3x with one job on 8-64-atom cells), jobs2/jobs1 (>= 1.7x) and
+Dask/jobs2 (Dask overhead at most 15 %: >= 0.87). The Dask cluster is started once (its start-up
+time is printed) and each run connects to it, as a user with a running cluster would.
     python bench/label_throughput.py [--scale 1.0]
 """
 import argparse
@@ -41,10 +44,21 @@ def ase_loop(frames, potentials):
         return time.perf_counter() - t0
 
 
-def kimlabel_run(frames, potentials, jobs):
+def kimlabel_run(frames, potentials, jobs=1, scheduler=None):
     t0 = time.perf_counter()
-    kimlabel.label(frames, potentials, jobs=jobs)
+    kimlabel.label(frames, potentials, jobs=jobs, scheduler=scheduler)
     return time.perf_counter() - t0
+
+
+def local_cluster(n):
+    """A running Dask LocalCluster of n single-thread worker processes, and its start-up time (s)."""
+    import logging
+
+    from distributed import LocalCluster
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    return cluster, time.perf_counter() - t0
 
 
 def main():
@@ -55,8 +69,10 @@ def main():
              ("si", "64-atom diamond", cells("Si", "diamond", 5.43, (2, 2, 2), 500)),
              ("al", "108-atom fcc", cells("Al", "fcc", 4.05, (3, 3, 3), 200))]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    cluster, start = local_cluster(2)
+    print(f"# Dask LocalCluster(2) started in {start:.1f} s (not counted below)")
     print(f"{'set':4} {'cells':16} {'EIPs':>4} {'ASE cfg/s':>10} {'kl1 cfg/s':>10} {'kl2 cfg/s':>10} "
-          f"{'kl1 atom-EIP/s':>15} {'kl1/ASE':>8} {'kl2/kl1':>8}")
+          f"{'dask2 cfg/s':>11} {'kl1 atom-EIP/s':>15} {'kl1/ASE':>8} {'kl2/kl1':>8} {'dask2/kl2':>9}")
     for system, label, frames in cases:
         frames = frames[: max(4, int(len(frames) * args.scale))]
         pots = resolve(system)
@@ -64,8 +80,10 @@ def main():
         t_ase = ase_loop(frames, pots)
         t1 = min(kimlabel_run(frames, pots, 1) for _ in range(2))
         t2 = min(kimlabel_run(frames, pots, 2) for _ in range(2))
-        print(f"{system:4} {label:16} {len(pots):4d} {n / t_ase:10.1f} {n / t1:10.1f} {n / t2:10.1f} "
-              f"{n * n_atoms * len(pots) / t1:15.0f} {t_ase / t1:8.2f} {t1 / t2:8.2f}", flush=True)
+        td = min(kimlabel_run(frames, pots, scheduler=cluster.scheduler_address) for _ in range(2))
+        print(f"{system:4} {label:16} {len(pots):4d} {n / t_ase:10.1f} {n / t1:10.1f} {n / t2:10.1f} {n / td:11.1f} "
+              f"{n * n_atoms * len(pots) / t1:15.0f} {t_ase / t1:8.2f} {t1 / t2:8.2f} {t2 / td:9.2f}", flush=True)
+    cluster.close()
 
 
 if __name__ == "__main__":

@@ -30,10 +30,18 @@ def cmd_fit(a):
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
             "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
             "train.threads": a.threads, "strategy.eip": a.eip}
+    from . import ddp
     run = load(a.config, over)
     if not run.data or not run.split:
         raise ValueError("fit needs --data and --split (or data/split in --config)")
-    print(json.dumps(run_fit(run, resume=a.resume), indent=1))
+    if a.ddp and not ddp.launched():
+        raise ValueError("--ddp: start kimtrain under torchrun, e.g. torchrun --nproc-per-node 2 -m kimtrain fit ...")
+    try:
+        metrics, main_rank = run_fit(run, resume=a.resume), ddp.is_main()
+    finally:
+        ddp.shutdown()
+    if main_rank:
+        print(json.dumps(metrics, indent=1))
 
 
 def cmd_evaluate(a):
@@ -108,6 +116,8 @@ def build_parser():
     f.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     f.add_argument("--energy-key")
     f.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    f.add_argument("--ddp", action="store_true", help="require torchrun's environment (data-parallel training; "
+                                                      "under torchrun it is used with or without this flag)")
     f.set_defaults(func=cmd_fit)
     e = sub.add_parser("evaluate", help="predictions, MAEs and a parity plot for a trained run")
     e.add_argument("run_dir")

@@ -10,21 +10,25 @@ import yaml
 
 from kimlabel.files import write_atomic
 
-from . import strategies
+from . import ddp, strategies
 from .config import RunConfig
 from .task import Context, device_name, load_context, test_metrics
 
 
 def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
-    """Train with run.strategy.strategy; writes OUT/metrics.json and OUT/config.yaml; returns the metrics."""
+    """Train with run.strategy.strategy; writes OUT/metrics.json and OUT/config.yaml; returns the metrics.
+    Under torchrun every rank trains its share (kimtrain.ddp); rank 0 scores and writes."""
     strategy = strategies.get(run.strategy.strategy)
     if strategy.needs_table and not run.table:
         raise ValueError(f"strategy {strategy.name} needs a kimlabel table (--table)")
     out = Path(run.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
+    if ddp.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
     ctx = dataclasses.replace(ctx, run=run) if ctx is not None else load_context(run)
     model, best, extra = strategy.fit(ctx, out, resume, shared)
+    if not ddp.is_main():
+        return ddp.share(None)
     metrics = {"model": run.model.name, "strategy": strategy.name, "seed": run.train.seed,
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),
@@ -32,4 +36,4 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                **test_metrics(strategy.scoring_context(ctx, extra), model), **extra, "device": device_name(model),
                "finished": time.strftime("%Y-%m-%d")}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
-    return metrics
+    return ddp.share(metrics)

@@ -51,6 +51,8 @@ class AtomisticModel(nn.Module):
 class Classifier(nn.Module):
     """A classification head on the mean-pooled representation of an AtomisticModel."""
 
+    leaves_parameters_unused = True  # the body's energy head (data-parallel training must know)
+
     def __init__(self, body: AtomisticModel, n_classes: int):
         super().__init__()
         self.body = body
