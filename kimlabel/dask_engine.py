@@ -35,9 +35,10 @@ def plugin_name(potentials: dict, forces: bool) -> str:
     return f"kimlabel-{digest}"
 
 
-def evaluate_on_worker(chunk, name: str):
-    """Evaluate a chunk with this worker's Evaluator `name`; returns (rows, force column dicts)."""
-    return get_worker().plugins[name].evaluator.evaluate_chunk(chunk)
+def evaluate_on_worker(chunks, name: str):
+    """Evaluate chunks with this worker's Evaluator `name`; returns (rows, force column dicts) per chunk."""
+    evaluator = get_worker().plugins[name].evaluator
+    return [evaluator.evaluate_chunk(chunk) for chunk in chunks]
 
 
 class DaskEngine:
@@ -45,7 +46,8 @@ class DaskEngine:
     KilledWorker (the caller re-runs that chunk in isolation); a task cancelled by a cluster
     restart is submitted again."""
 
-    breaks_all = False  # a crash fails only the chunk that caused it
+    breaks_all = False  # a crash fails only the task that caused it
+    chunks_per_task = 4  # each task costs the client and scheduler about 20 ms of CPU
 
     def __init__(self, client, potentials: dict, forces: bool):
         self.client = client
@@ -54,8 +56,8 @@ class DaskEngine:
         self.width = n_threads(client)
         self.crashes, self.lost = (KilledWorker,), (CancelledError,)
 
-    def submit(self, chunk):
-        return self.client.submit(evaluate_on_worker, chunk, self.name, pure=False)
+    def submit(self, chunks):
+        return self.client.submit(evaluate_on_worker, chunks, self.name, pure=False)
 
     def restart(self):
         pass

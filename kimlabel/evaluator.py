@@ -116,3 +116,8 @@ def init_worker(potentials, forces, scratch=None):
 def evaluate_chunk(chunk):
     """Evaluate a list of Configs in a pool worker; returns (rows, force column dicts)."""
     return _WORKER.evaluate_chunk(chunk)
+
+
+def evaluate_chunks(chunks):
+    """evaluate_chunk for each of several chunks: one task, one result per chunk."""
+    return [_WORKER.evaluate_chunk(chunk) for chunk in chunks]

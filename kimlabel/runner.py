@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
-from .evaluator import crashed_result, evaluate_chunk, init_worker, merge_model_results
+from .evaluator import crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results
 from .inputs import from_atoms
 from .session import flush_c_stdio, process_context
 
@@ -47,13 +47,14 @@ class ProcessEngine:
 
     breaks_all = True
     crashes, lost = (BrokenProcessPool,), ()
+    chunks_per_task = 1
 
     def __init__(self, jobs, potentials, forces, scratch):
         self.width, self._args = max(jobs, 1), (max(jobs, 1), potentials, forces, scratch)
         self.pool = _pool(*self._args)
 
-    def submit(self, chunk):
-        return self.pool.submit(evaluate_chunk, chunk)
+    def submit(self, chunks):
+        return self.pool.submit(evaluate_chunks, chunks)
 
     def restart(self):
         self.pool.shutdown(cancel_futures=True)
@@ -112,38 +113,40 @@ def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32, sc
 
     Models run in worker processes (`jobs` here, or the workers of Dask `scheduler`), so a crash
     in native model code cannot take the run down: the chunk is re-run in isolated processes
-    here, config by config. A bounded window of chunks is in flight, so memory stays flat however
-    many configurations stream through.
+    here, config by config. A task carries engine.chunks_per_task chunks (more on Dask, where each
+    task costs the client and scheduler CPU time); a bounded window of tasks is in flight, so
+    memory stays flat however many configurations stream through.
     """
-    chunks = batched(configs, chunk_size)
     with scratch_cwd() as tmp, _engine(potentials, forces, jobs, scheduler, tmp) as engine:
+        tasks = batched(batched(configs, chunk_size), engine.chunks_per_task)
         window, resubmitted = collections.deque(), collections.Counter()
-        for chunk in itertools.chain(chunks, [None]):
-            if chunk is not None:
-                window.append((chunk, engine.submit(chunk)))
-            while window and (chunk is None or len(window) >= 2 * engine.width):
+        for task in itertools.chain(tasks, [None]):
+            if task is not None:
+                window.append((task, engine.submit(task)))
+            while window and (task is None or len(window) >= 2 * engine.width):
                 head, fut = window.popleft()
                 try:
-                    result = fut.result()
+                    results = fut.result()
                 except engine.lost:
-                    resubmitted[head[0].config_id] += 1
-                    if resubmitted[head[0].config_id] > RESUBMITS:
+                    first = head[0][0].config_id
+                    resubmitted[first] += 1
+                    if resubmitted[first] > RESUBMITS:
                         raise
                     window.appendleft((head, engine.submit(head)))
                     continue
                 except engine.crashes:
                     print(f"kimlabel: a model crashed its worker process; re-running configs "
-                          f"{head[0].config_id}.. in isolation", file=sys.stderr)
-                    redo = [head]
+                          f"{head[0][0].config_id}.. in isolation", file=sys.stderr)
+                    redo = list(head)
                     if engine.breaks_all:
-                        redo += [c for c, _ in window]
+                        redo += [c for t, _ in window for c in t]
                         window.clear()
                     for c in redo:
                         yield _recover(c, potentials, forces, tmp)
                     if engine.breaks_all:
                         engine.restart()
                     continue
-                yield result
+                yield from results
 
 
 def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_key: str | None = None,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kimlabel.schema import eip_names, energy_col, read_table, status_col
+from kimlabel.schema import eip_names, energy_col, force_cols, forces_path, read_table, status_col
 
 from .reference import fit_species_reference, reference_energy
 
@@ -18,6 +18,7 @@ class EIPLabels:
     ok: np.ndarray         # (n, k) status ok and |E|/atom <= limit
     aligned: np.ndarray    # (n, k) raw + per-species offsets (eV, on the DFT scale); NaN where not ok
     offsets: dict          # name -> {species: mu (eV/atom)}
+    forces: list | None = None  # per configuration (n_i, k, 3) eV/Å, NaN where masked (eip_forces)
 
 
 def load_eip_table(path, n_configs: int) -> tuple[pd.DataFrame, dict]:
@@ -77,3 +78,31 @@ def best_eip(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, val, test)
     k = v.mae_per_atom[usable].idxmin()
     return {"eip": v.eip[k], "val_mae": float(v.mae[k]), "val_mae_per_atom": float(v.mae_per_atom[k]),
             "test_mae": float(t.mae[k]), "test_mae_per_atom": float(t.mae_per_atom[k])}
+
+
+def eip_forces(table_path, labels: EIPLabels, n_atoms: np.ndarray, max_force: float) -> tuple[list, int]:
+    """Per-configuration EIP forces (n_i, k, 3) in eV/Å from the table's forces file, for
+    labels.names, and the number of atoms masked for exceeding max_force.
+
+    NaN where the configuration's entry is not ok (labels.ok) or the atom's |F| > max_force eV/Å
+    (an EIP far outside its domain). Alignment does not change forces (its offsets are per atom).
+    """
+    path = forces_path(table_path)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist: pretraining on EIP forces needs a table labelled with "
+                         "`kimlabel label ... --forces` (or strategy.pretrain_force_weight 0)")
+    import pyarrow.parquet as pq
+    cols = [c for name in labels.names for c in force_cols(name)]
+    frame = pq.read_table(path, columns=["config_id", "atom", *cols]).to_pandas().sort_values(["config_id", "atom"])
+    counts = frame.config_id.value_counts().reindex(range(len(n_atoms)), fill_value=0).to_numpy()
+    if not (counts == n_atoms).all():
+        bad = int(np.flatnonzero(counts != n_atoms)[0])
+        raise ValueError(f"{path}: configuration {bad} has {counts[bad]} force rows for {n_atoms[bad]} atoms; "
+                         "label the same files in the same order with --forces")
+    f = frame[cols].to_numpy(dtype=float).reshape(len(frame), len(labels.names), 3)
+    big = np.linalg.norm(f, axis=2) > max_force
+    f[big] = np.nan
+    per_config = np.split(f, np.cumsum(n_atoms)[:-1])
+    for i, fi in enumerate(per_config):
+        fi[:, ~labels.ok[i]] = np.nan
+    return per_config, int(big.any(axis=1).sum())

@@ -29,7 +29,8 @@ def cmd_fit(a):
     over = {"data": a.data, "split": a.split, "table": a.table, "out": a.out, "energy_key": a.energy_key,
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
             "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
-            "train.threads": a.threads, "strategy.eip": a.eip}
+            "train.threads": a.threads, "strategy.eip": a.eip, "train.force_weight": a.force_weight,
+            "strategy.pretrain_force_weight": a.pretrain_force_weight}
     from . import ddp
     run = load(a.config, over)
     if not run.data or not run.split:
@@ -110,6 +111,10 @@ def build_parser():
     f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
     f.add_argument("--eip", help="delta: the EIP (table short name) the network corrects (default: chosen on val)")
     f.add_argument("--epochs", type=int)
+    f.add_argument("--force-weight", type=float, help="weight of the DFT force MSE ((eV/Å)^2) in the loss (default 0: "
+                                                      "energies only)")
+    f.add_argument("--pretrain-force-weight", type=float, help="mp, mp+la: weight of the EIP forces in pretraining "
+                                                               "(needs a table labelled with --forces)")
     f.add_argument("--seed", type=int)
     f.add_argument("--device", help="auto, cpu, cuda")
     f.add_argument("--config", help="YAML with any option; flags override it")

@@ -38,6 +38,7 @@ class TrainConfig:
     loss: str = "per_atom"      # per_atom: MSE of E/N (eV/atom); total: MSE of E (eV)
     progress: bool = True       # bar on a terminal; one plain line per epoch otherwise
     threads: int | None = None  # torch CPU threads for this run (None: torch's default)
+    force_weight: float = 0.0   # w in loss = energy MSE + w * force-component MSE ((eV/Å)^2); 0: energies only (the paper)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class StrategyConfig:
     pretrain_epochs: int = 50
     warmup: float = 0.1         # fraction of steps of slanted-triangular warm-up
     max_energy_per_atom: float = 200.0  # eV/atom: EIP labels above are masked in pretraining
+    pretrain_force_weight: float = 0.0  # MP: weight of the EIP forces (kimlabel --forces table) in pretraining
+    max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked in pretraining
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
     confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third
@@ -77,7 +80,8 @@ SECTIONS = {"model": ModelConfig, "train": TrainConfig, "strategy": StrategyConf
 POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "soap_n_max", "filter_grid",
                       "n_radial", "n_spherical", "triplet_size", "triplet_chunk"),
             "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
-            "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom")}
+            "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom", "max_force")}
+NON_NEGATIVE = {"train": ("force_weight",), "strategy": ("pretrain_force_weight",)}
 FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}
 CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"),
            ("strategy", "confidence"): (None, "low", "medium", "high")}
@@ -95,6 +99,11 @@ def check(run: "RunConfig", where: str = "config") -> "RunConfig":
                 flag = FLAGS.get(f"{section}.{name}")
                 raise ValueError(f"{where}: {section}.{name}{f' ({flag})' if flag else ''} must be a positive "
                                  f"number, got {value!r}")
+    for section, names in NON_NEGATIVE.items():
+        for name in names:
+            value = getattr(getattr(run, section), name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{where}: {section}.{name} must be a number >= 0, got {value!r}")
     for (section, name), allowed in CHOICES.items():
         value = getattr(getattr(run, section), name)
         if value not in allowed:

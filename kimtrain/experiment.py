@@ -21,7 +21,7 @@ import yaml
 
 from kimlabel.files import write_atomic
 
-from .config import from_dict
+from .config import check, from_dict
 from .data import load_dataset
 from .fit import run_fit
 from .task import load_context
@@ -67,9 +67,12 @@ def _split(ds: dict, data, n_main: int, seed: int, quick: dict | None) -> pd.Dat
 
 
 def _runs(spec: dict, ablations: dict):
-    """(label, strategy options) for the main strategies and the requested ablations."""
+    """(label, options) for the main strategies, the config's variants and the requested ablations.
+    Options are strategy fields, or dotted `section.field` names (train.force_weight)."""
     for s in spec["strategies"]:
         yield s, {"strategy": s}
+    for label, opts in (spec.get("variants") or {}).items():
+        yield label, dict(opts)
     if ablations.get("tukey"):
         yield "la (MSE, no Tukey)", {"strategy": "la", "tukey": False}
     for third in ("low", "medium", "high") if ablations.get("confidence") else ():
@@ -162,9 +165,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     # ablations on the first split seed only, and not on learning-curve points
                     abl = ablations if seed == seeds[0] and n == n_marks else {}
                     for label, opts in list(_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
-                        r = copy.deepcopy(run)
-                        for k, v in opts.items():
-                            setattr(r.strategy, k, v)
+                        r = _with_options(run, opts, label)
                         folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
                         r.out = str(seed_dir / folder)
                         planned.append(PlannedRun(ds["name"], model, seed, label, r, _shared(seed_dir, r),
@@ -216,16 +217,32 @@ def _best_eip_row(data, frame: pd.DataFrame, split: pd.DataFrame, options, datas
     return {**metrics, "strategy": BEST_EIP}
 
 
+def _with_options(run, opts: dict, label: str):
+    """A copy of run with a run's options set: strategy fields, or `section.field` names; unknown
+    names and bad values stop the experiment, naming the run."""
+    r = copy.deepcopy(run)
+    for key, value in opts.items():
+        section, name = key.split(".", 1) if "." in key else ("strategy", key)
+        target = getattr(r, section, None)
+        if section not in ("model", "train", "strategy") or not hasattr(target, name):
+            raise ValueError(f"experiment run {label!r}: unknown option {key!r}")
+        setattr(target, name, value)
+    return check(r, f"experiment run {label!r}")
+
+
 def _shared(seed_dir: Path, run) -> Path:
-    """The folder of the pretraining and classifier that runs on the same split and EIPs share."""
-    return seed_dir / ("shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips))
+    """The folder of the pretraining and classifier that runs on the same split, EIPs and
+    pretraining force weight share."""
+    name = "shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips)
+    w = run.strategy.pretrain_force_weight
+    return seed_dir / (name + (f"_F{w:g}" if w else ""))
 
 
 def _choice_from(run, label: str, spec: dict, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
     """The metrics.json whose choice (LA alpha, Δ EIP) this run adopts instead of choosing on
     validation itself: an ablation takes its seed's main LA alpha; a learning-curve point takes the
     choice of the same strategy on the full train set (same validation marks, one choice per seed)."""
-    if label not in spec["strategies"]:
+    if label not in spec["strategies"] and label not in (spec.get("variants") or {}):  # an ablation
         return str(seed_dir / "la" / "metrics.json") if run.strategy.alpha is None else None
     if seed_dir != full_dir and len(get_strategy(run.strategy.strategy).variants(run)) > 1:
         return str(full_dir / folder / "metrics.json")

@@ -12,7 +12,7 @@ from kimlabel.files import write_atomic
 
 from . import ddp, strategies
 from .config import RunConfig
-from .task import Context, device_name, load_context, test_metrics
+from .task import Context, check_forces_model, device_name, load_context, test_metrics
 
 
 def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
@@ -21,6 +21,9 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
     strategy = strategies.get(run.strategy.strategy)
     if strategy.needs_table and not run.table:
         raise ValueError(f"strategy {strategy.name} needs a kimlabel table (--table)")
+    check_forces_model(run.model.name, run.train.force_weight, "train.force_weight")
+    if strategy.pretraining:
+        check_forces_model(run.model.name, run.strategy.pretrain_force_weight, "strategy.pretrain_force_weight")
     out = Path(run.out)
     if ddp.is_main():
         out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +36,10 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                "n_train": int(len(ctx.idx["train"])), "n_val": int(len(ctx.idx["val"])),
                "n_test": int(len(ctx.idx["test"])), "best_epoch": best.get("epoch"),
                "val_mae": best.get("val_mae"), "val_mae_per_atom": best.get("val_mae_per_atom"),
+               **{k: best[k] for k in ("val_force_mae", "val_force_rmse", "val_loss") if k in best},
+               **({"force_weight": run.train.force_weight} if run.train.force_weight else {}),
+               **({"pretrain_force_weight": run.strategy.pretrain_force_weight}
+                  if strategy.pretraining and run.strategy.pretrain_force_weight else {}),
                **test_metrics(strategy.scoring_context(ctx, extra), model), **extra, "device": device_name(model),
                "finished": time.strftime("%Y-%m-%d")}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))

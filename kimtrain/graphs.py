@@ -77,6 +77,7 @@ class Batch:
     n_atoms: torch.Tensor    # (B,)
     n_configs: int
     features: torch.Tensor | None = None
+    forces: torch.Tensor | None = None  # (N, k, 3) eV/Å reference forces, set by the trainer (NaN: masked)
 
     def to(self, device):
         moved = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in self.__dict__.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .forces import force_metrics, predict_forces
 from .graphs import collate
 from .trainer import LabelledSet
 
@@ -21,15 +22,26 @@ def predict(model, graphs, batch_size: int = 64, device=None, output=None) -> np
 
 
 def energy_metrics(pred: np.ndarray, target: np.ndarray, n_atoms: np.ndarray) -> dict:
-    """Config MAE (eV) and per-atom MAE (eV/atom) of the first output over finite targets."""
+    """Config MAE (eV), per-atom MAE and RMSE (eV/atom) of the first output over finite targets."""
     p, t = np.asarray(pred).reshape(len(target), -1)[:, 0], np.asarray(target).reshape(len(target), -1)[:, 0]
     ok = np.isfinite(t)
     err = np.abs(p[ok] - t[ok])
-    return {"mae": float(err.mean()), "mae_per_atom": float((err / n_atoms[ok]).mean())}
+    per_atom = err / n_atoms[ok]
+    return {"mae": float(err.mean()), "mae_per_atom": float(per_atom.mean()),
+            "rmse_per_atom": float(np.sqrt((per_atom ** 2).mean()))}
 
 
-def energy_validator(val: LabelledSet, batch_size: int):
+def energy_validator(val: LabelledSet, batch_size: int, force_weight: float = 0.0):
+    """Validation energy MAE (eV, eV/atom). When `val` carries forces: force MAE and RMSE (eV/Å)
+    too, and val_loss, the training loss on the validation set (per-atom energy MSE + force_weight
+    * force-component MSE), on which training with forces selects its best epoch."""
     def validate(model):
-        m = energy_metrics(predict(model, val.graphs, batch_size), val.targets, val.n_atoms)
-        return {"val_mae": m["mae"], "val_mae_per_atom": m["mae_per_atom"]}
+        if val.forces is None:
+            m = energy_metrics(predict(model, val.graphs, batch_size), val.targets, val.n_atoms)
+            return {"val_mae": m["mae"], "val_mae_per_atom": m["mae_per_atom"]}
+        energies, forces = predict_forces(model, val.graphs, batch_size)
+        m, f = energy_metrics(energies, val.targets, val.n_atoms), force_metrics(forces, val.forces)
+        return {"val_mae": m["mae"], "val_mae_per_atom": m["mae_per_atom"], "val_force_mae": f["force_mae"],
+                "val_force_rmse": f["force_rmse"],
+                "val_loss": m["rmse_per_atom"] ** 2 + force_weight * f["force_rmse"] ** 2}
     return validate

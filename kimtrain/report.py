@@ -49,9 +49,11 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
         every = pd.concat([every, eip_rows[eip_rows.dataset == ds]], ignore_index=True)
         g = every[every.n_train == every.n_train.max()] if "n_train" in every else every
         baseline = g[g.strategy == "baseline"].set_index("seed").test_mae_per_atom
+        forces = bool("test_force_mae" in g and g.test_force_mae.notna().any())  # a column only where runs have them
         lines += [f"## {ds} / {model}", "",
-                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta, best EIP) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | " + "force MAE (eV/Å) | " * forces
+                  + "vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta, best EIP) |",
+                  "|---|---|---|---|---|---|---|" + "---|" * forces]
         all_seeds = set(g.seed)
         order = [k for k in strategy_names() if k in set(g.strategy)]
         for strategy in order + [k for k in g.strategy.unique() if k not in order]:
@@ -67,7 +69,9 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
             alpha = ",".join(f"{a:g}" for a in s.alpha.dropna()) if "alpha" in s else ""
             if not alpha and "eip" in s and s.eip.notna().any():  # delta: the EIP chosen on validation
                 alpha = ",".join(s.eip.dropna())
-            lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | "
+            f_mae = s.test_force_mae.dropna() if forces else []
+            f_cell = (f"{_mean_std(f_mae) if len(f_mae) else ''} | ") * forces
+            lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | {f_cell}"
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
         if "n_train" in every and every.n_train.nunique() > 1:

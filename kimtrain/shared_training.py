@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .alignment import align, load_eip_table
+from .alignment import align, eip_forces, load_eip_table
 from .augment import augmented_labels, label_quality, train_classifier
 from .pretrain import for_finetuning, pretrain, pretrain_losses
 from .task import train_energy
@@ -45,6 +45,9 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
     labels = align(frame, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
     report, start, aux = {"eips": ",".join(labels.names)}, None, None
+    if pretraining and run.strategy.pretrain_force_weight > 0:
+        labels.forces, masked = eip_forces(run.table, labels, ctx.data.n_atoms, run.strategy.max_force)
+        report["pretrain_force_masked_atoms"] = masked
     if pretraining:
         start, pre_best = pretrain(ctx, labels, common / "pretrain", reuse)
         first, last = pretrain_losses(common / "pretrain")

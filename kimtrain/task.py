@@ -1,6 +1,6 @@
 """The task layer every strategy uses: data, split and model inputs (Context), the energy objective
-(MSE on DFT plus an optional Tukey term on augmented labels), train-and-select on validation, and
-test metrics. It imports no strategy."""
+(MSE on DFT, optionally plus forces, plus an optional Tukey term on augmented labels),
+train-and-select on validation, and test metrics. It imports no strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,10 +10,13 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .forces import energy_and_forces, force_metrics, force_mse, predict_forces
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
 from .models.factory import model_meta, new_model, prepare_graphs
+from .models.registry import get as get_model
+from .models.registry import names as model_names
 from .reference import set_reference
 from .splits import MARKS, indices, read_split
 from .trainer import LabelledSet, Trainer, as_targets
@@ -32,10 +35,32 @@ class Context:
     def dft(self):
         return self.data.energy
 
-    def subset(self, ids, targets) -> LabelledSet:
-        """Graphs of `ids` with targets shaped (len(ids), k); an empty selection gives k = 1."""
+    def subset(self, ids, targets, forces: list | None = None) -> LabelledSet:
+        """Graphs of `ids` with targets shaped (len(ids), k) (an empty selection gives k = 1) and
+        optional forces (n_i, k, 3) per configuration."""
         targets = np.asarray(targets)
-        return LabelledSet([self.graphs[i] for i in ids], targets.reshape(len(ids), -1 if len(ids) else 1))
+        return LabelledSet([self.graphs[i] for i in ids], targets.reshape(len(ids), -1 if len(ids) else 1), forces)
+
+
+def check_forces_model(name: str, weight: float, option: str):
+    """A nonzero force weight needs a model registered with forces."""
+    spec = get_model(name)
+    if weight > 0 and not spec.forces:
+        with_forces = [n for n in model_names() if get_model(n).forces]
+        raise ValueError(f"{option} {weight}: model {spec.name} gives no forces ({spec.summary}); "
+                         f"set it to 0 or choose a model with forces ({', '.join(with_forces)})")
+
+
+def check_forces(ctx: Context, weight: float, option: str = "train.force_weight"):
+    """A nonzero force weight needs a model with forces and DFT forces on every train configuration."""
+    if not weight > 0:
+        return
+    check_forces_model(ctx.run.model.name, weight, option)
+    train = ctx.idx["train"]
+    lacking = [int(i) for i in train if not ctx.data.forces or ctx.data.forces[i] is None]
+    if lacking:
+        raise ValueError(f"{option} {weight}: train configurations {lacking[:10]} (file "
+                         f"{ctx.data.sources[lacking[0]]}) have no DFT forces")
 
 
 def load_context(run: RunConfig, split=None) -> Context:
@@ -53,14 +78,19 @@ def load_context(run: RunConfig, split=None) -> Context:
 
 
 def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: float = 0.0, tukey: bool = True,
-                     batch_size: int = 32, seed: int = 0):
-    """MSE on DFT batches, plus alpha * Tukey biweight (or MSE) on a batch of augmented labels.
+                     batch_size: int = 32, seed: int = 0, force_weight: float = 0.0):
+    """MSE on DFT batches (plus force_weight * force-component MSE when the batch carries forces),
+    plus alpha * Tukey biweight (or MSE) on a batch of augmented labels.
 
     The augmented batch at each step is drawn from a generator seeded by the step, so resumed
     runs see the same batches. Mean losses per batch carry the paper's n_train / n_aug factor.
     """
     def objective(model, batch, targets, step):
-        loss = masked_mse(model(batch), targets, batch.n_atoms, per_atom)
+        if force_weight > 0 and batch.forces is not None:
+            energy, forces = energy_and_forces(model, batch, training=True)
+            loss = masked_mse(energy, targets, batch.n_atoms, per_atom) + force_weight * force_mse(forces, batch.forces)
+        else:
+            loss = masked_mse(model(batch), targets, batch.n_atoms, per_atom)
         if aux is not None and len(aux) and alpha > 0:
             g = torch.Generator().manual_seed(seed * 1_000_003 + step)
             pick = torch.randint(len(aux), (min(batch_size, len(aux)),), generator=g).numpy()
@@ -77,14 +107,18 @@ def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, 
     meta_extra joins the checkpoint's metadata (delta: the EIP that predictions add back)."""
     run = ctx.run
     train_ids, val_ids = ctx.idx["train"], ctx.idx["val"]
-    train = ctx.subset(train_ids, ctx.dft[train_ids])
+    weight = run.train.force_weight
+    check_forces(ctx, weight)
+    train = ctx.subset(train_ids, ctx.dft[train_ids], ctx.data.forces_of(train_ids) if weight > 0 else None)
     model = model if model is not None else new_model(run.model, 1, ctx.graphs, train.graphs, run.train.seed)
     set_reference(model, [ctx.data.atoms[i] for i in train_ids], ctx.dft[train_ids], ctx.species)
     objective = energy_objective(run.train.loss == "per_atom", aux, alpha, run.strategy.tukey,
-                                 run.train.batch_size, run.train.seed)
+                                 run.train.batch_size, run.train.seed, weight)
     meta = {**model_meta(run.model, 1, ctx.graphs, ctx.species), **(meta_extra or {})}
-    validate = energy_validator(ctx.subset(val_ids, ctx.dft[val_ids]), run.train.batch_size)
-    best = Trainer(model, run.train, out, objective, validate, "val_mae_per_atom", meta=meta).fit(train, resume)
+    val = ctx.subset(val_ids, ctx.dft[val_ids], ctx.data.forces_of(val_ids) if weight > 0 else None)
+    validate = energy_validator(val, run.train.batch_size, weight)
+    select = "val_loss" if weight > 0 else "val_mae_per_atom"
+    best = Trainer(model, run.train, out, objective, validate, select, meta=meta).fit(train, resume)
     return model, best
 
 
@@ -96,9 +130,17 @@ def device_name(model) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def test_metrics(ctx: Context, model) -> dict:
+def test_metrics(ctx: Context, model, forces: bool = True) -> dict:
+    """Test energy MAE (eV, eV/atom); with `forces`, for a model with forces on data with DFT
+    forces, force MAE and RMSE (eV/Å) as well."""
     ids = ctx.idx["test"]
     if not len(ids):
         return {}
-    m = energy_metrics(predict(model, [ctx.graphs[i] for i in ids]), ctx.dft[ids], ctx.data.n_atoms[ids])
-    return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"]}
+    graphs = [ctx.graphs[i] for i in ids]
+    if forces and get_model(ctx.run.model.name).forces and ctx.data.forces:
+        energies, pred_forces = predict_forces(model, graphs)
+        f = {f"test_{k}": v for k, v in force_metrics(pred_forces, ctx.data.forces_of(ids)).items()}
+    else:
+        energies, f = predict(model, graphs), {}
+    m = energy_metrics(energies, ctx.dft[ids], ctx.data.n_atoms[ids])
+    return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"], **f}

@@ -26,9 +26,11 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class LabelledSet:
-    """Graphs with targets (n, k): energies in eV (NaN = missing) or class indices (k = 1)."""
+    """Graphs with targets (n, k): energies in eV (NaN = missing) or class indices (k = 1), and
+    optionally per-configuration forces (n_i, k, 3) in eV/Å (NaN = masked)."""
     graphs: list
     targets: np.ndarray
+    forces: list | None = None
 
     def __len__(self):
         return len(self.graphs)
@@ -60,7 +62,10 @@ def batches(data: LabelledSet, batch_size: int, generator: torch.Generator | Non
         weight = len(mine) * world / len(idx)
         if not len(mine):
             mine, weight = idx[:1], 0.0
-        yield collate([data.graphs[i] for i in mine]), as_targets(data.targets[mine]), weight
+        batch = collate([data.graphs[i] for i in mine])
+        if data.forces is not None:
+            batch.forces = torch.from_numpy(np.concatenate([data.forces[i] for i in mine])).float()
+        yield batch, as_targets(data.targets[mine]), weight
 
 
 def as_targets(values: np.ndarray) -> torch.Tensor:

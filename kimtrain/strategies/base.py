@@ -61,12 +61,14 @@ class Strategy:
         return train_variant(ctx, out, prepared, variant, resume)
 
     def fit(self, ctx, out, resume: bool = False, shared=None):
-        """All variants, the best on validation copied to OUT/best.pt; returns (model, best, report)."""
+        """All variants, the best on validation (the validation loss when training on forces, else the
+        per-atom energy MAE) copied to OUT/best.pt; returns (model, best, report)."""
         prepared = self.prepare(ctx, out, resume, shared)
         chosen = None
+        key = "val_loss" if ctx.run.train.force_weight > 0 else "val_mae_per_atom"
         for variant in self.variants(ctx.run):
             model, best, folder = self.train(ctx, out, prepared, variant, resume)
-            if model is not None and (chosen is None or best["val_mae_per_atom"] < chosen[1]["val_mae_per_atom"]):
+            if model is not None and (chosen is None or best[key] < chosen[1][key]):
                 chosen = (model, best, folder, variant)
         if chosen is None:
             raise ValueError(f"strategy {self.name}: no variant could be trained ({', '.join(map(str, self.variants(ctx.run)))})")

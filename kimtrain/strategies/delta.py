@@ -21,13 +21,13 @@ from .base import Strategy, register
 
 
 def residual_context(ctx, labels, eip: str):
-    """ctx with DFT minus the aligned EIP as its energies (eV), or None when the EIP misses a
-    validation or test configuration."""
+    """ctx with DFT minus the aligned EIP as its energies (eV) and no forces (the residual forces
+    are not known here), or None when the EIP misses a validation or test configuration."""
     base = labels.aligned[:, labels.names.index(eip)]
     needed = np.concatenate([ctx.idx["val"], ctx.idx["test"]])
     if not np.isfinite(base[needed]).all():
         return None
-    return dataclasses.replace(ctx, data=dataclasses.replace(ctx.data, energy=ctx.dft - base))
+    return dataclasses.replace(ctx, data=dataclasses.replace(ctx.data, energy=ctx.dft - base, forces=None))
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Delta(Strategy):
             run.strategy.eip = metrics["eip"]
 
     def train(self, ctx, out, prepared, eip, resume=False):
+        if ctx.run.train.force_weight > 0:
+            raise ValueError("strategy delta: train.force_weight must be 0 (training the residual on forces "
+                             "is not implemented)")
         if eip not in prepared.labels.names:
             raise ValueError(f"strategy delta: EIP {eip!r} is not in the table ({', '.join(prepared.labels.names)})")
         rctx = residual_context(ctx, prepared.labels, eip)

@@ -1,0 +1,62 @@
+"""Forces: the negative gradient of the predicted energy with respect to positions (eV/Å), their
+loss and their metrics. Only models registered with forces=True (SchNet, CGCNN, GemNet) have them."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .graphs import collate
+
+
+def energy_and_forces(model, batch, training: bool = False):
+    """(energies (B, k) in eV, forces (N, k, 3) in eV/Å): one gradient per output head.
+
+    training=True keeps the graph of the forces, so a loss on them trains the weights (a double
+    backward); each extra head costs one more backward pass.
+    """
+    positions = batch.positions
+    if not positions.requires_grad:
+        positions.requires_grad_(True)
+    with torch.enable_grad():
+        energy = model(batch)
+        k = energy.shape[1]
+        grads = [torch.autograd.grad(energy[:, h].sum(), positions, create_graph=training,
+                                     retain_graph=training or h < k - 1)[0] for h in range(k)]
+    return energy, -torch.stack(grads, dim=1)
+
+
+def force_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared force-component error (eV²/Å²) over finite targets; NaN targets are masked
+    (missing forces, EIP entries whose status is not ok, atoms over the force limit)."""
+    mask = torch.isfinite(target)
+    if not mask.any():
+        return pred.sum() * 0.0
+    return ((pred[mask] - target[mask]) ** 2).mean()
+
+
+def predict_forces(model, graphs, batch_size: int = 32, device=None):
+    """(energies (n, k) eV, list of per-configuration forces (n_i, k, 3) eV/Å), in eval mode."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    energies, forces = [], []
+    for s in range(0, len(graphs), batch_size):
+        part = graphs[s:s + batch_size]
+        batch = collate(part).to(device)
+        e, f = energy_and_forces(model, batch)
+        energies.append(e.detach().double().cpu().numpy())
+        f = f.detach().double().cpu().numpy()
+        bounds = np.cumsum([0] + [len(g.numbers) for g in part])
+        forces += [f[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    k = getattr(model, "n_out", 1)
+    return (np.concatenate(energies) if energies else np.zeros((0, k))), forces
+
+
+def force_metrics(pred: list, target: list) -> dict:
+    """Force MAE and RMSE (eV/Å) over the finite components of the first head."""
+    p = np.concatenate([np.asarray(f).reshape(len(f), -1, 3)[:, 0] for f in pred]) if pred else np.zeros((0, 3))
+    t = np.concatenate([np.asarray(f).reshape(len(f), -1, 3)[:, 0] for f in target]) if target else np.zeros((0, 3))
+    ok = np.isfinite(t)
+    if not ok.any():
+        return {}
+    err = p[ok] - t[ok]
+    return {"force_mae": float(np.abs(err).mean()), "force_rmse": float(np.sqrt((err ** 2).mean()))}
