@@ -3,7 +3,13 @@ Si cells at 5 Å and 32 rattled 256-atom fcc Al cells at 7 Å (the size the pape
 not fit in 24 GB). Each model runs in a fresh child process: memory is the growth of the resident set during its
 first step (CPU) or the peak allocated (CUDA); time is that of a second step (forward, backward
 of the summed energy), or of the first where that took over a minute. Ratios are against SchNet measured in the same run.
+
+--loss forces: for each model, the energy-only step and a step that trains on forces (energy and
+force MSE, forces by autograd, then the double backward), with its cost as a ratio to the
+energy-only step measured in the same run; forces9 does the same with 9 output heads, each with
+its own forces, as multi-task pretraining on 9 EIPs' forces does.
     python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
+                               [--loss energy|forces|forces9]
 """
 import argparse
 import subprocess
@@ -18,7 +24,7 @@ from train_throughput import status_mb, sync
 SYSTEMS = {"si64": ("Si", "diamond", 5.43, (2, 2, 2), 5.0), "al256": ("Al", "fcc", 4.05, (4, 4, 4), 7.0)}
 
 
-def step(model_name: str, system: str, device: str):
+def step(model_name: str, system: str, device: str, loss: str = "energy"):
     """Child: prints 'MB seconds pairs': memory of the first step, time of a second (of the first, if over a minute)."""
     from ase.build import bulk
     from kimtrain.config import ModelConfig
@@ -33,20 +39,30 @@ def step(model_name: str, system: str, device: str):
     dev = torch.device(device)
     batch = collate(build_graphs(frames, cutoff)).to(dev)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=model_name, cutoff=cutoff)).to(dev)
+    heads = 9 if loss == "forces9" else 1
+    model = build_model(ModelConfig(name=model_name, cutoff=cutoff), heads).to(dev)
+
+    def train_step():
+        if loss == "energy":
+            model(batch).sum().backward()
+            return
+        from kimtrain.forces import energy_and_forces, force_mse
+        energy, forces = energy_and_forces(model, batch, training=True)
+        (energy.pow(2).mean() + force_mse(forces, torch.zeros_like(forces))).backward()
+
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
     base = status_mb("VmRSS")
     t0 = time.perf_counter()
-    model(batch).sum().backward()  # first step: memory (freed blocks of a warm-up could be reused)
+    train_step()  # first step: memory (freed blocks of a warm-up could be reused)
     sync(dev)
     seconds = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else status_mb("VmHWM") - base
     if seconds < 60:  # a second step for the time, once start-up costs are paid; long steps keep the first
         model.zero_grad()
         t0 = time.perf_counter()
-        model(batch).sum().backward()
+        train_step()
         sync(dev)
         seconds = time.perf_counter() - t0
     print(f"{peak:.0f} {seconds:.2f} {len(batch.edge_i)}")
@@ -58,30 +74,48 @@ def main():
     p.add_argument("--systems", default="si64,al256")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per model and system (default 1200)")
-    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--loss", default="energy", choices=["energy", "forces", "forces9"],
+                   help="forces / forces9: also a step training on forces (1 or 9 heads), as a ratio to energy-only")
+    p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        return step(*a.child, a.device)
+        return step(*a.child[:2], a.device, a.child[2])
     models = a.models.split(",")
     print(f"# device {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; batch 32, "
           "hidden 128, 5 blocks, forward + backward")
+    losses = ["energy"] + ([a.loss] if a.loss != "energy" else [])
     for system in a.systems.split(","):
         measured = {}
         for name in models:
-            try:
-                out = subprocess.run([sys.executable, __file__, "--device", a.device, "--child", name, system],
-                                     capture_output=True, text=True, timeout=a.timeout)
-            except subprocess.TimeoutExpired:
-                print(f"{system} {name}: no result within {a.timeout:.0f} s", flush=True)
-                continue
-            if out.returncode or not out.stdout.strip():
-                print(f"{system} {name}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
-                continue
-            mb, seconds, pairs = out.stdout.split()
-            measured[name] = (float(mb), float(seconds))
-            ratio = (f"; x SchNet: memory {float(mb) / measured['schnet'][0]:.1f}, time "
-                     f"{float(seconds) / measured['schnet'][1]:.1f}") if "schnet" in measured and name != "schnet" else ""
-            print(f"{system} ({pairs} pairs) {name}: {mb} MB, {seconds} s per step{ratio}", flush=True)
+            for loss in losses:
+                result = child(a, name, system, loss)
+                if result is None:
+                    continue
+                mb, seconds, pairs = result
+                measured[name, loss] = (mb, seconds)
+                peer = ("schnet", "energy") if loss == "energy" and name != "schnet" else (name, "energy")
+                ratio = ""
+                if peer in measured and peer != (name, loss):
+                    base_mb, base_s = measured[peer]
+                    ratio = (f"; x {'SchNet' if loss == 'energy' else 'energy-only'}: memory {mb / base_mb:.1f}, "
+                             f"time {seconds / base_s:.1f}")
+                print(f"{system} ({pairs} pairs) {name} [{loss}]: {mb:.0f} MB, {seconds:.2f} s per step{ratio}",
+                      flush=True)
+
+
+def child(a, name, system, loss):
+    """(MB, seconds, pairs) of one step in a fresh process, or None (printed why)."""
+    try:
+        out = subprocess.run([sys.executable, __file__, "--device", a.device, "--child", name, system, loss],
+                             capture_output=True, text=True, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{system} {name} [{loss}]: no result within {a.timeout:.0f} s", flush=True)
+        return None
+    if out.returncode or not out.stdout.strip():
+        print(f"{system} {name} [{loss}]: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    mb, seconds, pairs = out.stdout.split()
+    return float(mb), float(seconds), int(pairs)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def eip_forces(table_path, labels: EIPLabels, n_atoms: np.ndarray, max_force: fl
         bad = int(np.flatnonzero(counts != n_atoms)[0])
         raise ValueError(f"{path}: configuration {bad} has {counts[bad]} force rows for {n_atoms[bad]} atoms; "
                          "label the same files in the same order with --forces")
-    f = frame[cols].to_numpy(dtype=float).reshape(len(frame), len(labels.names), 3)
+    f = np.array(frame[cols].to_numpy(dtype=float)).reshape(len(frame), len(labels.names), 3)
     big = np.linalg.norm(f, axis=2) > max_force
     f[big] = np.nan
     per_config = np.split(f, np.cumsum(n_atoms)[:-1])

@@ -47,10 +47,16 @@ def cmd_fit(a):
 
 def cmd_evaluate(a):
     from .evaluate import evaluate
+    import pandas as pd
     metrics = evaluate(a.run_dir, a.data, a.split, a.energy_key)
     for mark, m in metrics.items():
-        print(f"{mark:6} config MAE {m['mae']:.4f} eV   per-atom MAE {m['mae_per_atom']:.4f} eV/atom")
-    print(f"wrote {a.run_dir}/predictions.csv, evaluation.json, parity.png", file=sys.stderr)
+        force = f"   force MAE {m['force_mae']:.4f} eV/Å" if "force_mae" in m else ""
+        print(f"{mark:6} config MAE {m['mae']:.4f} eV   per-atom MAE {m['mae_per_atom']:.4f} eV/atom{force}")
+    by_type = pd.read_csv(f"{a.run_dir}/errors_by_config_type.csv")
+    print("\nper config_type:\n" + by_type.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {a.run_dir}/predictions.csv, evaluation.json, errors_by_config_type.csv, parity.png"
+          + (", forces.parquet, parity_forces.png" if any("force_mae" in m for m in metrics.values()) else ""),
+          file=sys.stderr)
 
 
 def cmd_eip_report(a):

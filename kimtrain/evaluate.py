@@ -1,4 +1,6 @@
-"""`kimtrain evaluate`: predictions CSV, config and per-atom MAE, and a parity plot."""
+"""`kimtrain evaluate`: predictions CSV, config and per-atom MAE, and a parity plot; for models with
+forces, the per-atom forces, force MAE and RMSE (eV/Å) and a force parity plot; errors per
+config_type and mark."""
 from __future__ import annotations
 
 import json
@@ -11,8 +13,10 @@ from .calculator import load_model
 from .config import ModelConfig
 from .data import load_dataset
 from .eip_baseline import EIPBaseline
+from .forces import force_metrics, predict_forces
 from .inference import energy_metrics, predict
 from .models.factory import prepare_graphs
+from .models.registry import get as get_model
 from .splits import read_split
 
 
@@ -29,10 +33,15 @@ def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) ->
         marks = split.mark.values
         ids = ids[np.isin(marks, ["train", "val", "test"])]
     graphs = prepare_graphs(data.atoms, ModelConfig(**state["model_config"]), state["species"], key=data.key)
-    pred = predict(model, [graphs[i] for i in ids])[:, 0]
+    with_forces = get_model(state["model_config"]["name"]).forces
+    chosen = [graphs[i] for i in ids]
+    pred, pred_f = predict_forces(model, chosen) if with_forces else (predict(model, chosen), None)
+    pred = pred[:, 0]
     eip = EIPBaseline.from_meta(state.get("eip_baseline"))
     if eip is not None:  # a delta model: the network predicts DFT minus this EIP
-        pred = pred + eip.evaluate([data.atoms[i] for i in ids])[0]
+        e_eip, f_eip = eip.evaluate([data.atoms[i] for i in ids], forces=with_forces)
+        pred = pred + e_eip
+        pred_f = [p[:, 0] + f for p, f in zip(pred_f, f_eip)] if with_forces else None
     n_atoms, dft = data.n_atoms[ids], data.energy[ids]
     df = pd.DataFrame({"config_id": ids, "mark": marks[ids], "n_atoms": n_atoms,
                        "config_type": [data.config_type[i] for i in ids], "energy_dft": dft, "energy_pred": pred})
@@ -41,9 +50,77 @@ def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) ->
     df.to_csv(out / "predictions.csv", index=False)
     metrics = {mark: energy_metrics(g.energy_pred.values, g.energy_dft.values, g.n_atoms.values)
                for mark, g in df.groupby("mark") if np.isfinite(g.energy_dft).any()}
+    title = f"{state['model_config']['name']} ({run_dir.name})"
+    forces = None
+    if with_forces:
+        forces = force_table(df, [np.asarray(p).reshape(len(p), -1, 3)[:, 0] for p in pred_f],
+                             [data.forces_of([i])[0][:, 0] for i in ids])
+        forces.to_parquet(out / "forces.parquet", index=False)
+        for mark, g in forces.groupby("mark"):
+            if mark in metrics:
+                metrics[mark].update(_force_errors(g))
+        if forces.fx_dft.notna().any():
+            force_parity_plot(forces, out / "parity_forces.png", title)
+    by_type = errors_by_config_type(df, forces)
+    by_type.to_csv(out / "errors_by_config_type.csv", index=False)
     (out / "evaluation.json").write_text(json.dumps(metrics, indent=1))
-    parity_plot(df, out / "parity.png", title=f"{state['model_config']['name']} ({run_dir.name})")
+    parity_plot(df, out / "parity.png", title=title)
     return metrics
+
+
+PRED, DFT = ["fx_pred", "fy_pred", "fz_pred"], ["fx_dft", "fy_dft", "fz_dft"]
+
+
+def force_table(df: pd.DataFrame, pred: list, dft: list) -> pd.DataFrame:
+    """One row per atom: config_id, mark, config_type, atom, predicted and DFT forces (eV/Å)."""
+    counts = df.n_atoms.to_numpy()
+    p, t = np.concatenate(pred), np.concatenate(dft)
+    table = pd.DataFrame({"config_id": np.repeat(df.config_id.to_numpy(), counts),
+                          "mark": np.repeat(df["mark"].to_numpy(), counts),
+                          "config_type": np.repeat(df.config_type.to_numpy(), counts),
+                          "atom": np.concatenate([np.arange(n) for n in counts])})
+    table[PRED], table[DFT] = p, t
+    return table
+
+
+def _force_errors(g: pd.DataFrame) -> dict:
+    return force_metrics([g[PRED].to_numpy()], [g[DFT].to_numpy()])
+
+
+def errors_by_config_type(df: pd.DataFrame, forces: pd.DataFrame | None) -> pd.DataFrame:
+    """Per mark and config_type: configurations, per-atom energy MAE (eV/atom) and, with forces,
+    force MAE (eV/Å)."""
+    rows = []
+    for (mark, ctype), g in df.groupby(["mark", df.config_type.fillna("(none)")]):
+        ok = np.isfinite(g.energy_dft)
+        row = {"mark": mark, "config_type": ctype, "n_configs": len(g),
+               "mae_per_atom": float(np.abs(g.error_per_atom[ok]).mean()) if ok.any() else np.nan}
+        if forces is not None:
+            f = forces[(forces["mark"] == mark) & (forces.config_type.fillna("(none)") == ctype)]
+            row["force_mae"] = _force_errors(f).get("force_mae", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def force_parity_plot(forces: pd.DataFrame, path, title: str = ""):
+    """Predicted vs DFT force components (eV/Å), one colour per split mark."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    for mark, g in forces.groupby("mark"):
+        x, y = g[DFT].to_numpy().ravel(), g[PRED].to_numpy().ravel()
+        ok = np.isfinite(x)
+        ax.scatter(x[ok], y[ok], s=3, alpha=0.4, label=f"{mark} (MAE {1000 * np.abs(y[ok] - x[ok]).mean():.0f} meV/Å)")
+    lim = np.nanmax(np.abs(forces[DFT].to_numpy()))
+    ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
+    ax.set_xlabel("DFT force component (eV/Å)")
+    ax.set_ylabel("predicted force component (eV/Å)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def parity_plot(df: pd.DataFrame, path, title: str = ""):

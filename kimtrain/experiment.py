@@ -39,7 +39,8 @@ QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 
 
 
 def _table(ds: dict, paths, out: Path) -> str:
-    """The dataset's kimlabel table: given, or labelled now (resumable) into OUT/table.parquet."""
+    """The dataset's kimlabel table: given, or labelled now (resumable) into OUT/table.parquet,
+    with EIP forces when the dataset says `forces: true` (pretraining on EIP forces needs them)."""
     if ds.get("table"):
         return ds["table"]
     path = out / "table.parquet"
@@ -47,7 +48,7 @@ def _table(ds: dict, paths, out: Path) -> str:
         from kimlabel.job import LabelJob
         from kimlabel.registry import resolve
         resume = path.with_name(path.name + ".parts").exists()
-        LabelJob(paths, resolve(ds["potentials"]), path, jobs=2, resume=resume,
+        LabelJob(paths, resolve(ds["potentials"]), path, jobs=2, resume=resume, forces=bool(ds.get("forces")),
                  energy_key=ds.get("energy_key")).run()
     return str(path)
 

@@ -34,6 +34,36 @@ def force_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred[mask] - target[mask]) ** 2).mean()
 
 
+def energy_and_projected_force_mse(model, batch, generator: torch.Generator):
+    """(energies (B, k) eV, force loss) for k heads at the cost of one head's forces.
+
+    Each configuration draws signs c_h = ±1 for its heads (0 for a head without labels there); the
+    forces of the combined energy sum_h c_h E_h are fitted to sum_h c_h F_h. The squared error of
+    that combination, divided by the number of signed heads, has the mean squared force error
+    over the heads as its expectation (the cross terms vanish), so one backward pass replaces k.
+    An atom where a signed head's force is masked (NaN) is left out for that step.
+    """
+    positions = batch.positions
+    if not positions.requires_grad:
+        positions.requires_grad_(True)
+    target = batch.forces                                   # (N, k, 3)
+    energy = model(batch)                                   # (B, k)
+    labelled = torch.isfinite(target).all(dim=2)            # (N, k) atom-head
+    has = torch.zeros(batch.n_configs, energy.shape[1], dtype=energy.dtype, device=energy.device).index_add_(
+        0, batch.batch, labelled.to(energy.dtype)) > 0      # (B, k) heads with labels per configuration
+    signs = torch.randint(0, 2, energy.shape, generator=generator).to(energy.device) * 2.0 - 1.0
+    signs = signs * has                                     # (B, k)
+    (grad,) = torch.autograd.grad((signs * energy).sum(), positions, create_graph=True)
+    atom_signs = signs[batch.batch]                         # (N, k)
+    combined = (atom_signs[:, :, None] * torch.nan_to_num(target)).sum(dim=1)    # (N, 3)
+    usable = ~((atom_signs != 0) & ~labelled).any(dim=1) & (atom_signs != 0).any(dim=1)
+    if not usable.any():
+        return energy, energy.sum() * 0.0
+    n_signed = (atom_signs != 0).sum(dim=1).clamp_min(1)[:, None]
+    err = (-grad - combined) ** 2 / n_signed
+    return energy, err[usable].mean()
+
+
 def predict_forces(model, graphs, batch_size: int = 32, device=None):
     """(energies (n, k) eV, list of per-configuration forces (n_i, k, 3) eV/Å), in eval mode."""
     device = device or next(model.parameters()).device

@@ -33,7 +33,7 @@ def pretrain(ctx, labels: EIPLabels, out, resume=False):
         err = np.abs(predict(m, val_graphs, run.train.batch_size) - val_targets) / n_val[:, None]
         return {"val_eip_mae_per_atom": float(np.nanmean(err))}
 
-    objective = energy_objective(run.train.loss == "per_atom", force_weight=weight)
+    objective = energy_objective(run.train.loss == "per_atom", seed=run.train.seed, force_weight=weight)
     trainer = Trainer(model, run.train, out, objective, validate, "val_eip_mae_per_atom",
                       epochs=run.strategy.pretrain_epochs, warmup=run.strategy.warmup,
                       meta=model_meta(run.model, len(labels.names), ctx.graphs, ctx.species))

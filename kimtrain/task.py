@@ -10,7 +10,7 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .forces import energy_and_forces, force_metrics, force_mse, predict_forces
+from .forces import energy_and_forces, energy_and_projected_force_mse, force_metrics, force_mse, predict_forces
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
@@ -86,7 +86,11 @@ def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: floa
     runs see the same batches. Mean losses per batch carry the paper's n_train / n_aug factor.
     """
     def objective(model, batch, targets, step):
-        if force_weight > 0 and batch.forces is not None:
+        if force_weight > 0 and batch.forces is not None and batch.forces.shape[1] > 1:  # several heads
+            g = torch.Generator().manual_seed(seed * 1_000_003 + step + 17)
+            energy, f_loss = energy_and_projected_force_mse(model, batch, g)
+            loss = masked_mse(energy, targets, batch.n_atoms, per_atom) + force_weight * f_loss
+        elif force_weight > 0 and batch.forces is not None:
             energy, forces = energy_and_forces(model, batch, training=True)
             loss = masked_mse(energy, targets, batch.n_atoms, per_atom) + force_weight * force_mse(forces, batch.forces)
         else:

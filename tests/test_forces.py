@@ -1,0 +1,182 @@
+"""Forces in kimtrain: force training on real DFT forces, EIP forces in pretraining, masks, metrics,
+the Calculator against `evaluate`, and force variants in an experiment."""
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from kimlabel.schema import forces_path
+from kimtrain import Calculator
+from kimtrain.alignment import align, eip_forces, load_eip_table
+from kimtrain.cli import main
+from kimtrain.config import load
+from kimtrain.data import load_dataset
+from kimtrain.forces import force_mse
+from kimtrain.graphs import collate
+from kimtrain.task import energy_objective, load_context
+
+from conftest import REPO, SMALL_MODEL, demo_spec, shared_file
+
+DEMO = [str(REPO / "data" / "si_demo_dft.extxyz.gz"), str(REPO / "data" / "si_demo_pool.extxyz.gz")]
+
+
+@pytest.fixture(scope="module")
+def si(tmp_path_factory):
+    """64-atom Si cells with vacancies and interstitials (VASP forces), a 50/25/25 split."""
+    tmp = tmp_path_factory.mktemp("si_forces")
+    data = str(shared_file("Si_liu2023_vacancy_interstitial.extxyz.gz"))
+    split = tmp / "split.csv"
+    assert main(["split", data, "--out", str(split), "--seed", "0", "--pool", "0", "--train", "0.5",
+                 "--val", "0.25", "--test", "0.25"]) == 0
+    config = tmp / "small.yaml"
+    config.write_text(yaml.safe_dump({"model": SMALL_MODEL, "train": {"progress": False, "threads": 2}}))
+    return {"tmp": tmp, "data": data, "split": str(split), "config": str(config)}
+
+
+def fit(si, out, *extra):
+    assert main(["fit", "--data", si["data"], "--split", si["split"], "--config", si["config"], "--epochs", "5",
+                 "--out", str(out), *extra]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_force_training_lowers_the_force_error_well_below_energy_only(si):
+    energy_only = fit(si, si["tmp"] / "energy")
+    forces = fit(si, si["tmp"] / "forces", "--force-weight", "1")
+    assert forces["force_weight"] == 1.0 and "force_weight" not in energy_only
+    assert forces["test_force_mae"] < 0.8 * energy_only["test_force_mae"], (forces, energy_only)
+    assert forces["test_force_rmse"] >= forces["test_force_mae"] > 0
+    history = pd.read_csv(si["tmp"] / "forces" / "history.csv")
+    assert {"val_force_mae", "val_force_rmse", "val_loss"} <= set(history.columns)
+    assert forces["best_epoch"] == int(history.val_loss.idxmin()) + 1  # selected on the validation loss
+    assert history.val_force_mae.iloc[-1] < history.val_force_mae.iloc[0]
+
+
+def test_calculator_forces_equal_evaluate_forces(si):
+    run_dir = si["tmp"] / "forces"
+    if not (run_dir / "best.pt").exists():
+        fit(si, run_dir, "--force-weight", "1")
+    assert main(["evaluate", str(run_dir), "--data", si["data"], "--split", si["split"]]) == 0
+    table = pd.read_parquet(run_dir / "forces.parquet")
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["test"]["force_mae"] > 0
+    assert (run_dir / "parity_forces.png").stat().st_size > 10_000
+    by_type = pd.read_csv(run_dir / "errors_by_config_type.csv")
+    assert set(by_type.mark) == {"train", "val", "test"} and by_type.force_mae.notna().all()
+    data = load_dataset([si["data"]])
+    calc = Calculator(run_dir, device="cpu")
+    for cid in table.config_id.unique()[:3]:
+        at = data.atoms[int(cid)].copy()
+        at.calc = calc
+        rows = table[table.config_id == cid].sort_values("atom")
+        np.testing.assert_allclose(at.get_forces(), rows[["fx_pred", "fy_pred", "fz_pred"]].to_numpy(), atol=2e-5)
+        np.testing.assert_allclose(rows[["fx_dft", "fy_dft", "fz_dft"]].to_numpy(), data.forces[int(cid)])
+
+
+@pytest.fixture(scope="module")
+def demo_table(tmp_path_factory):
+    """The demo DFT + pool sets labelled by the si EIPs, with forces."""
+    out = tmp_path_factory.mktemp("demo_forces") / "table.parquet"
+    from kimlabel.cli import main as kimlabel
+    assert kimlabel(["label", *DEMO, "--potentials", "si", "--out", str(out), "--forces", "--quiet", "--jobs", "2"]) == 0
+    return out
+
+
+def test_eip_forces_mask_bad_entries_and_a_masked_entry_adds_nothing_to_the_loss(demo_table, tmp_path):
+    data = load_dataset(DEMO)
+    frame, _ = load_eip_table(demo_table, len(data))
+    train = np.arange(0, 200, 2)
+    labels = align(frame, data.atoms, data.energy, train, data.species)
+    # plant an absurd force on atom 1 of configuration 3 for the first EIP
+    table = pq.read_table(forces_path(demo_table)).to_pandas()
+    name = labels.names[0]
+    row = table.index[(table.config_id == 3) & (table.atom == 1)][0]
+    table.loc[row, f"fx__{name}"] = 1e4
+    planted = tmp_path / "planted.parquet"
+    frame.to_parquet(planted)
+    table.to_parquet(forces_path(planted))
+    forces, masked = eip_forces(planted, labels, data.n_atoms, max_force=50.0)
+    clean, masked_clean = eip_forces(demo_table, labels, data.n_atoms, max_force=50.0)
+    assert masked == masked_clean + 1
+    assert np.isnan(forces[3][1, 0]).all() and np.isfinite(forces[3][0, 0]).all()
+    not_ok = np.argwhere(~labels.ok)
+    if len(not_ok):  # entries whose status is not ok carry no forces
+        i, k = not_ok[0]
+        assert np.isnan(forces[i][:, k]).all()
+
+    # in a loss, the masked entry counts exactly as if it were absent
+    run = load(None, {"data": DEMO, "model.hidden": 32, "model.n_layers": 2})
+    from kimtrain.models.factory import new_model, prepare_graphs
+    graphs = prepare_graphs(data.atoms, run.model, data.species, data.key)
+    model = new_model(run.model, len(labels.names), graphs, graphs[:50], 0)
+    ids = [2, 3, 4]
+    batch = collate([graphs[i] for i in ids])
+    targets = torch.as_tensor(labels.aligned[ids]).float()
+    objective = energy_objective(True, force_weight=1.0)
+
+    def loss(per_config):
+        batch.forces = torch.from_numpy(np.concatenate([per_config[i] for i in ids])).float()
+        return objective(model, batch, targets, 0).item()
+
+    removed = {i: clean[i].copy() for i in ids}
+    removed[3][1, 0] = np.nan  # the clean values with that one entry left out by hand
+    unmasked = {i: clean[i].copy() for i in ids}
+    unmasked[3][1, 0, 0] = 1e4
+    assert loss(forces) == pytest.approx(loss(removed), rel=1e-6)
+    assert loss(unmasked) > 1e3 * loss(forces)  # unmasked, the one bad component dominates the batch
+    assert force_mse(torch.zeros(2, 1, 3), torch.full((2, 1, 3), np.nan)).item() == 0.0
+
+
+def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
+    spec = demo_spec()
+    spec["datasets"][0]["table"] = str(demo_table)
+    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 4, "pool_max": 120,
+                     "alphas": [1.0], "models": ["schnet"]}
+    spec["strategies"] = ["baseline"]
+    spec["variants"] = {"mp(EIP F) +F": {"strategy": "mp", "train.force_weight": 1.0, "pretrain_force_weight": 1.0}}
+    spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
+    config = tmp_path / "forces.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "exp"
+    assert main(["experiment", str(config), "--out", str(out), "--quick", "--threads", "2"]) == 0
+    results = pd.read_csv(out / "results.csv").set_index("strategy")
+    row = results.loc["mp(EIP F) +F"]
+    assert row.pretrain_loss_last < row.pretrain_loss_first
+    assert row.force_weight == 1.0 and row.pretrain_force_weight == 1.0 and row.test_force_mae > 0
+    assert np.isfinite(results.loc["baseline", "test_force_mae"])  # energy-only runs report forces too
+    shared = out / "si-demo" / "schnet" / "seed0" / "shared_F1" / "pretrain" / "history.csv"
+    assert shared.exists()  # its own pretraining, not the energy-only one
+    assert "force MAE (eV/Å)" in (out / "results.md").read_text()
+
+
+def test_soapnet_refuses_forces_before_any_work(si, tmp_path, capsys):
+    assert main(["fit", "--data", si["data"], "--split", si["split"], "--model", "soapnet", "--force-weight", "1",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "train.force_weight 1.0: model soapnet gives no forces" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_projected_force_loss_of_several_heads_averages_to_the_exact_one():
+    """MP pretraining fits k heads' forces through one random ±1 combination per configuration:
+    over draws, its mean is the exact mean squared force error over the heads."""
+    from kimtrain.forces import energy_and_forces, energy_and_projected_force_mse
+    from conftest import rattled, tiny_model
+    frames = rattled(n=3, seed=5)
+    model, _ = tiny_model("schnet", frames, ["Si"], n_out=4)
+    from kimtrain.graphs import build_graphs
+    batch = collate(build_graphs(frames, 5.0), dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.normal(size=(len(batch.numbers), 4, 3)))
+    target[:8, 2] = np.nan  # head 2 has no labels on the first configuration
+    batch.forces = target
+    _, exact = energy_and_forces(model, batch)
+    mask = torch.isfinite(target)
+    per_config_heads = ((exact - target) ** 2).nan_to_num()
+    exact_loss = [(per_config_heads[batch.batch == b].sum(dim=(0, 2)) / 3 / 8)[mask[batch.batch == b].all(2).any(0)].mean()
+                  for b in range(3)]
+    g = torch.Generator().manual_seed(0)
+    draws = [energy_and_projected_force_mse(model, batch, g)[1].item() for _ in range(1500)]
+    assert np.mean(draws) == pytest.approx(float(torch.stack(exact_loss).mean()), rel=0.06)
