@@ -13,7 +13,8 @@ from .calculator import load_model
 from .config import ModelConfig
 from .data import load_dataset
 from .eip_baseline import EIPBaseline
-from .forces import force_metrics, predict_forces
+from .errors import DFT, PRED, errors_by_config_type, force_errors, prediction_frames
+from .forces import predict_forces
 from .inference import energy_metrics, predict
 from .models.factory import prepare_graphs
 from .models.registry import get as get_model
@@ -42,23 +43,17 @@ def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) ->
         e_eip, f_eip = eip.evaluate([data.atoms[i] for i in ids], forces=with_forces)
         pred = pred + e_eip
         pred_f = [p[:, 0] + f for p, f in zip(pred_f, f_eip)] if with_forces else None
-    n_atoms, dft = data.n_atoms[ids], data.energy[ids]
-    df = pd.DataFrame({"config_id": ids, "mark": marks[ids], "n_atoms": n_atoms,
-                       "config_type": [data.config_type[i] for i in ids], "energy_dft": dft, "energy_pred": pred})
-    df["error_per_atom"] = (df.energy_pred - df.energy_dft) / df.n_atoms
+    df, forces = prediction_frames(data, ids, marks[ids], pred, pred_f)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "predictions.csv", index=False)
     metrics = {mark: energy_metrics(g.energy_pred.values, g.energy_dft.values, g.n_atoms.values)
                for mark, g in df.groupby("mark") if np.isfinite(g.energy_dft).any()}
     title = f"{state['model_config']['name']} ({run_dir.name})"
-    forces = None
-    if with_forces:
-        forces = force_table(df, [np.asarray(p).reshape(len(p), -1, 3)[:, 0] for p in pred_f],
-                             [data.forces_of([i])[0][:, 0] for i in ids])
+    if forces is not None:
         forces.to_parquet(out / "forces.parquet", index=False)
         for mark, g in forces.groupby("mark"):
             if mark in metrics:
-                metrics[mark].update(_force_errors(g))
+                metrics[mark].update(force_errors(g))
         if forces.fx_dft.notna().any():
             force_parity_plot(forces, out / "parity_forces.png", title)
     by_type = errors_by_config_type(df, forces)
@@ -66,40 +61,6 @@ def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) ->
     (out / "evaluation.json").write_text(json.dumps(metrics, indent=1))
     parity_plot(df, out / "parity.png", title=title)
     return metrics
-
-
-PRED, DFT = ["fx_pred", "fy_pred", "fz_pred"], ["fx_dft", "fy_dft", "fz_dft"]
-
-
-def force_table(df: pd.DataFrame, pred: list, dft: list) -> pd.DataFrame:
-    """One row per atom: config_id, mark, config_type, atom, predicted and DFT forces (eV/Å)."""
-    counts = df.n_atoms.to_numpy()
-    p, t = np.concatenate(pred), np.concatenate(dft)
-    table = pd.DataFrame({"config_id": np.repeat(df.config_id.to_numpy(), counts),
-                          "mark": np.repeat(df["mark"].to_numpy(), counts),
-                          "config_type": np.repeat(df.config_type.to_numpy(), counts),
-                          "atom": np.concatenate([np.arange(n) for n in counts])})
-    table[PRED], table[DFT] = p, t
-    return table
-
-
-def _force_errors(g: pd.DataFrame) -> dict:
-    return force_metrics([g[PRED].to_numpy()], [g[DFT].to_numpy()])
-
-
-def errors_by_config_type(df: pd.DataFrame, forces: pd.DataFrame | None) -> pd.DataFrame:
-    """Per mark and config_type: configurations, per-atom energy MAE (eV/atom) and, with forces,
-    force MAE (eV/Å)."""
-    rows = []
-    for (mark, ctype), g in df.groupby(["mark", df.config_type.fillna("(none)")]):
-        ok = np.isfinite(g.energy_dft)
-        row = {"mark": mark, "config_type": ctype, "n_configs": len(g),
-               "mae_per_atom": float(np.abs(g.error_per_atom[ok]).mean()) if ok.any() else np.nan}
-        if forces is not None:
-            f = forces[(forces["mark"] == mark) & (forces.config_type.fillna("(none)") == ctype)]
-            row["force_mae"] = _force_errors(f).get("force_mae", np.nan)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def force_parity_plot(forces: pd.DataFrame, path, title: str = ""):

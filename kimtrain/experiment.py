@@ -27,7 +27,7 @@ from .fit import run_fit
 from .task import load_context
 from .parallel import Task, run_tasks
 from .alignment import align, best_eip, load_eip_table
-from .report import BEST_EIP, EIP_MODEL, results_markdown
+from .report import BEST_EIP, EIP_MODEL, for_csv, results_markdown
 from .splits import indices, make_split, nested_subset, train_counts, write_split
 from .models import get as get_model
 from .models import names as model_names
@@ -192,7 +192,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     if earlier is not None and len(earlier):
         keep = ~earlier.set_index(KEY).index.isin(df.set_index(KEY).index) if len(df) else slice(None)
         df = pd.concat([earlier[keep], df], ignore_index=True)
-    df.to_csv(out / "results.csv", index=False)
+    for_csv(df).to_csv(out / "results.csv", index=False)
     (out / "results.md").write_text(results_markdown(df, quick, out))
     return df
 

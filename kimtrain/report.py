@@ -1,6 +1,7 @@
 """Tables people read: EIP accuracy against DFT (paper Table 2) and experiment results (Table 3)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,47 @@ def _mean_std(values) -> str:
     return f"{v.mean():.4f} ({v.std():.4f})" if len(v) > 1 else f"{v.mean():.4f}"
 
 
-def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
+def for_csv(df: pd.DataFrame) -> pd.DataFrame:
+    """results rows with the nested by_config_type metrics as JSON text (one CSV cell)."""
+    if "by_config_type" not in df:
+        return df
+    return df.assign(by_config_type=[v if isinstance(v, str) or v is None or v != v else json.dumps(v)
+                                      for v in df.by_config_type])
+
+
+def config_type_table(g: pd.DataFrame, order: list) -> list[str]:
+    """Test per-atom energy MAE (eV/atom) and force MAE (eV/Å) per config_type (columns) and
+    strategy (rows), mean over seeds; empty where no run recorded them."""
+    if "by_config_type" not in g:
+        return []
+    cells = {}
+    for strategy, by in zip(g.strategy, g.by_config_type):
+        by = json.loads(by) if isinstance(by, str) else by
+        if not isinstance(by, dict) or "test" not in by:
+            continue
+        for ctype, m in by["test"].items():
+            cells.setdefault((strategy, ctype), []).append((m.get("mae_per_atom"), m.get("force_mae")))
+    if not cells:
+        return []
+    types = sorted({t for _, t in cells})
+    lines = ["Test errors per config_type: per-atom energy MAE (eV/atom) / force MAE (eV/Å), mean over seeds.", "",
+             "| strategy | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
+    for strategy in [s for s in order if any((s, t) in cells for t in types)]:
+        row = []
+        for t in types:
+            v = np.array([[np.nan if x is None else x for x in pair] for pair in cells.get((strategy, t), [])])
+            row.append("" if not len(v) else f"{np.nanmean(v[:, 0]):.4f}" + (
+                f" / {np.nanmean(v[:, 1]):.3f}" if np.isfinite(v[:, 1]).any() else ""))
+        lines.append(f"| {strategy} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_type: bool = True) -> str:
     """Table 3-style markdown: config MAE (eV) and per-atom MAE (eV/atom), mean (std) over seeds,
     and the change of per-atom MAE against the baseline on the same split seeds. Where runs have
     several training-set sizes, the table is for the largest, followed by a learning-curve table
-    (and, with `out`, a log-log plot OUT/learning_DATASET_MODEL.png)."""
+    (and, with `out`, a log-log plot OUT/learning_DATASET_MODEL.png); with by_config_type, the test
+    errors per config_type of the runs that recorded them."""
     lines = ["# kimtrain experiment results", "",
              f"{'QUICK run (few epochs, small pool): for testing the pipeline, not for conclusions. ' if quick else ''}"
              f"Seeds: {sorted(df.seed.unique().tolist())}; test-set metrics of the best-validation checkpoint.", ""]
@@ -74,6 +111,8 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None) -> str:
             lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | {f_cell}"
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
+        if by_config_type:
+            lines += config_type_table(g, order + [k for k in g.strategy.unique() if k not in order])
         if "n_train" in every and every.n_train.nunique() > 1:
             lines += learning_curve(every, f"{ds} / {model}", out and Path(out) / f"learning_{ds}_{model}.png")
     return "\n".join(lines)

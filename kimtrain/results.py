@@ -9,7 +9,7 @@ import pandas as pd
 
 from kimlabel.files import write_atomic
 
-from .report import results_markdown
+from .report import for_csv, results_markdown
 
 START, END = "<!-- kimtrain-results:start -->", "<!-- kimtrain-results:end -->"
 
@@ -34,7 +34,7 @@ def write_tables(folder, readme=None) -> list[Path]:
     folder = Path(folder)
     df = load_results(folder)
     text = results_markdown(df, out=folder)
-    df.to_csv(folder / "results.csv", index=False)
+    for_csv(df).to_csv(folder / "results.csv", index=False)
     write_atomic(folder / "results.md", text)
     written = [folder / "results.csv", folder / "results.md"]
     if readme:
@@ -42,6 +42,7 @@ def write_tables(folder, readme=None) -> list[Path]:
         old = readme.read_text()
         if START not in old or END not in old:
             raise ValueError(f"{readme}: no {START} ... {END} markers to put the tables between")
+        text = results_markdown(df, out=folder, by_config_type=False)  # the README keeps the main tables
         body = text.split("\n", 2)[2].replace("](learning_", f"]({folder.as_posix()}/learning_")  # plots
         head, rest = old.split(START, 1)
         write_atomic(readme, f"{head}{START}\n{body.strip()}\n{END}{rest.split(END, 1)[1]}")

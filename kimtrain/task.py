@@ -10,7 +10,8 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .forces import energy_and_forces, energy_and_projected_force_mse, force_metrics, force_mse, predict_forces
+from .errors import errors_by_config_type, force_errors, prediction_frames
+from .forces import energy_and_forces, energy_and_projected_force_mse, force_mse, predict_forces
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
@@ -136,15 +137,20 @@ def device_name(model) -> str:
 
 def test_metrics(ctx: Context, model, forces: bool = True) -> dict:
     """Test energy MAE (eV, eV/atom); with `forces`, for a model with forces on data with DFT
-    forces, force MAE and RMSE (eV/Å) as well."""
-    ids = ctx.idx["test"]
-    if not len(ids):
+    forces, force MAE and RMSE (eV/Å) as well. by_config_type: per mark (train, val, test) and
+    config_type, the per-atom energy MAE (eV/atom) and force MAE (eV/Å)."""
+    ids = np.concatenate([ctx.idx[m] for m in ("train", "val", "test")])
+    if not len(ctx.idx["test"]):
         return {}
+    marks = np.concatenate([[m] * len(ctx.idx[m]) for m in ("train", "val", "test")])
     graphs = [ctx.graphs[i] for i in ids]
-    if forces and get_model(ctx.run.model.name).forces and ctx.data.forces:
-        energies, pred_forces = predict_forces(model, graphs)
-        f = {f"test_{k}": v for k, v in force_metrics(pred_forces, ctx.data.forces_of(ids)).items()}
-    else:
-        energies, f = predict(model, graphs), {}
-    m = energy_metrics(energies, ctx.dft[ids], ctx.data.n_atoms[ids])
-    return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"], **f}
+    with_forces = bool(forces and get_model(ctx.run.model.name).forces and ctx.data.forces)
+    energies, pred_forces = predict_forces(model, graphs) if with_forces else (predict(model, graphs), None)
+    df, table = prediction_frames(ctx.data, ids, marks, energies, pred_forces)
+    test = df["mark"].to_numpy() == "test"
+    m = energy_metrics(energies[test], ctx.dft[ids][test], ctx.data.n_atoms[ids][test])
+    f = {f"test_{k}": v for k, v in force_errors(table[table["mark"] == "test"]).items()} if with_forces else {}
+    by_type = {}
+    for row in errors_by_config_type(df, table).to_dict("records"):
+        by_type.setdefault(row.pop("mark"), {})[row.pop("config_type")] = row
+    return {"test_mae": m["mae"], "test_mae_per_atom": m["mae_per_atom"], **f, "by_config_type": by_type}
