@@ -1,4 +1,4 @@
-"""`kimlabel` command line: models, label, merge."""
+"""`kimlabel` command line: models, label, merge, export."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +52,12 @@ def cmd_merge(args):
     print(f"wrote {args.out}: {len(df)} configurations from {len(args.shards)} shards", file=sys.stderr)
 
 
+def cmd_export(args):
+    from .export import export
+    n = export(args.table, args.format, args.out, args.energy_key_template, args.ref_keys)
+    print(f"wrote {args.out}: {n} configurations", file=sys.stderr)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="kimlabel", description="Multi-EIP energy/force tables from OpenKIM models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,6 +84,14 @@ def build_parser():
     mg.add_argument("shards", nargs="+")
     mg.add_argument("--out", required=True)
     mg.set_defaults(func=cmd_merge)
+    ex = sub.add_parser("export", help="a table's configurations with every EIP's labels, as extxyz or an ASE database")
+    ex.add_argument("table")
+    ex.add_argument("--format", required=True, choices=["extxyz", "asedb"])
+    ex.add_argument("--out", required=True, help="new file (an existing one is never replaced)")
+    ex.add_argument("--energy-key-template", default="energy__{name}", help="info key of each EIP's energy (eV)")
+    ex.add_argument("--ref-keys", choices=["REF"], help="reference energy and forces as REF_energy / REF_forces "
+                                                        "(MACE's defaults) instead of the calculator's energy / forces")
+    ex.set_defaults(func=cmd_export)
     return p
 
 
