@@ -51,13 +51,11 @@ def kimlabel_run(frames, potentials, jobs=1, scheduler=None):
 
 
 def local_cluster(n):
-    """A running Dask LocalCluster of n single-thread worker processes, and its start-up time (s)."""
-    import logging
-
-    from distributed import LocalCluster
+    """A running Dask LocalCluster of n single-thread worker processes, as `--scheduler local:N`
+    starts it, and its start-up time (s)."""
+    from kimlabel.cluster import local_cluster as start
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    cluster = start(n)
     return cluster, time.perf_counter() - t0
 
 

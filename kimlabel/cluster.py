@@ -32,19 +32,34 @@ def check_scheduler(spec: str, option: str = "--scheduler") -> str:
     return spec
 
 
+# Settings of the clusters local:N starts (a cluster of your own keeps its settings; the same
+# lines in its Dask config help it too):
+LOCAL_CONFIG = {
+    "distributed.scheduler.allowed-failures": 1,     # a task that kills two workers fails (default: four)
+    "distributed.worker.profile.enabled": False,      # the sampling profiler takes the GIL every 10 ms
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
+
+def local_cluster(n_workers: int, threads_per_worker: int = 1):
+    """A LocalCluster of n worker processes on this machine, with LOCAL_CONFIG."""
+    import dask
+    from distributed import LocalCluster
+    with dask.config.set(LOCAL_CONFIG):  # the nannies pass it on to their workers
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR)
+
+
 @contextlib.contextmanager
 def connect(spec: str, threads_per_worker: int = 1):
-    """A distributed.Client for `spec`. local:N starts N single-task worker processes here and
-    stops them on exit; a worker killed by a task makes that task fail on its second death
-    (allowed-failures 1) rather than after four."""
-    import dask
-    from distributed import Client, LocalCluster
+    """A distributed.Client for `spec`. local:N starts N single-task worker processes here
+    (local_cluster) and stops them on exit."""
+    from distributed import Client
     check_scheduler(spec)
     m = LOCAL.match(spec)
     if m:
-        with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-            cluster = LocalCluster(n_workers=int(m.group(1)), threads_per_worker=threads_per_worker,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = local_cluster(int(m.group(1)), threads_per_worker)
         with cluster, Client(cluster) as client:
             yield client
     elif ADDRESS.match(spec):
