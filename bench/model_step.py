@@ -6,8 +6,9 @@ of the summed energy), or of the first where that took over a minute. Ratios are
 
 --loss forces: for each model, the energy-only step and a step that trains on forces (energy and
 force MSE, forces by autograd, then the double backward), with its cost as a ratio to the
-energy-only step measured in the same run; forces9 does the same with 9 output heads, each with
-its own forces, as multi-task pretraining on 9 EIPs' forces does.
+energy-only step measured in the same run; forces9 does the same with 9 output heads, fitting
+their forces as multi-task pretraining on 9 EIPs' forces does (one signed combination of the
+heads per configuration, kimtrain.forces.energy_and_projected_force_mse).
     python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
                                [--loss energy|forces|forces9]
 """
@@ -46,9 +47,14 @@ def step(model_name: str, system: str, device: str, loss: str = "energy"):
         if loss == "energy":
             model(batch).sum().backward()
             return
-        from kimtrain.forces import energy_and_forces, force_mse
-        energy, forces = energy_and_forces(model, batch, training=True)
-        (energy.pow(2).mean() + force_mse(forces, torch.zeros_like(forces))).backward()
+        from kimtrain.forces import energy_and_forces, energy_and_projected_force_mse, force_mse
+        if heads > 1:  # as MP pretraining does: one signed combination of the heads' forces
+            batch.forces = torch.zeros(len(batch.numbers), heads, 3, device=dev)
+            energy, f_loss = energy_and_projected_force_mse(model, batch, torch.Generator().manual_seed(0))
+        else:
+            energy, forces = energy_and_forces(model, batch, training=True)
+            f_loss = force_mse(forces, torch.zeros_like(forces))
+        (energy.pow(2).mean() + f_loss).backward()
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
