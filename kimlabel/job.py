@@ -113,6 +113,9 @@ class LabelJob:
                                  "--resume would replace it: choose another --out, or delete it first")
             return {"n_configs": pq.read_metadata(self.out).num_rows, "n_configs_total": meta["n_configs_total"],
                     "status": {}}
+        if not self.resume and self.out.exists() and not self.parts.exists():
+            raise FileExistsError(f"{self.out} exists: choose another --out, delete it first, or pass --resume "
+                                  "(which keeps a finished table built by the same command)")
         configs = iter_configs(self.inputs, self.energy_key)
         done = set()
         if self.parts.exists():

@@ -145,6 +145,8 @@ def test_resume_never_replaces_a_finished_table_from_other_inputs(si_file, tmp_p
     assert run_cli("label", si_file, "--potentials", "EDIP,SW_Balamane", "--out", done, "--resume", "--quiet") == 2
     assert "models (EDIP -> EDIP, SW_Balamane)" in capsys.readouterr().err
     assert done.read_bytes() == before and len(pd.read_parquet(done)) == 60
-    # the same command again with --resume is a no-op on the finished table
+    # the same command again with --resume is a no-op on the finished table; without it, refused
     assert run_cli("label", si_file, "--potentials", "EDIP", "--out", done, "--resume", "--quiet") == 0
+    assert run_cli("label", other, "--potentials", "EDIP", "--out", done, "--quiet") == 2
+    assert f"{done} exists: choose another --out" in capsys.readouterr().err
     assert done.read_bytes() == before
