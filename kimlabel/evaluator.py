@@ -12,13 +12,19 @@ from .schema import energy_col, force_cols, status_col
 from .session import Geometry, KIMModel, UnsupportedSpecies, silence_stdout, status_of
 
 
+def make_model(kim_id: str):
+    """A portable model through kimpy, or a simulator model (__SM_) through LAMMPS."""
+    from .simulator import SimulatorModel, is_simulator_model
+    return SimulatorModel(kim_id) if is_simulator_model(kim_id) else KIMModel(kim_id)
+
+
 class Evaluator:
     """Holds one KIMModel per EIP; evaluates configurations into table rows."""
 
     def __init__(self, potentials: dict[str, str], forces: bool = False):
         self.potentials = dict(potentials)
         self.forces = forces
-        self.models = {name: KIMModel(kim_id) for name, kim_id in self.potentials.items()}
+        self.models = {name: make_model(kim_id) for name, kim_id in self.potentials.items()}
         self.influence = max(m.influence for m in self.models.values())
 
     @staticmethod

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .files import replacing
 from .inputs import file_sha256, iter_configs
-from .runner import evaluate_stream
+from .runner import check_models, evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
 
 
@@ -116,6 +116,7 @@ class LabelJob:
         if not self.resume and self.out.exists() and not self.parts.exists():
             raise FileExistsError(f"{self.out} exists: choose another --out, delete it first, or pass --resume "
                                   "(which keeps a finished table built by the same command)")
+        check_models(self.potentials)
         configs = iter_configs(self.inputs, self.energy_key)
         done = set()
         if self.parts.exists():

