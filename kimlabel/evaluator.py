@@ -18,6 +18,14 @@ def make_model(kim_id: str):
     return SimulatorModel(kim_id) if is_simulator_model(kim_id) else KIMModel(kim_id)
 
 
+def supported_species(kim_id: str) -> list[str]:
+    """Species a portable or simulator model supports, as the KIM API reports them."""
+    from .simulator import is_simulator_model, simulator_commands
+    if is_simulator_model(kim_id):
+        return sorted(simulator_commands(kim_id)[1])
+    return KIMModel.supported_species_of(kim_id.partition("@")[0])
+
+
 class Evaluator:
     """Holds one KIMModel per EIP; evaluates configurations into table rows."""
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .files import replacing
 from .inputs import file_sha256, iter_configs
+from .parameters import file_digest
 from .runner import check_models, evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
 
@@ -81,8 +82,13 @@ class LabelJob:
     def manifest(self) -> dict:
         if not self.inputs_meta:
             self.inputs_meta = [{"path": str(p), "sha256": file_sha256(p)} for p in self.inputs]
-        return {"models": self.potentials, "inputs": self.inputs_meta, "forces": self.forces,
-                "shard": f"{self.shard[0]}/{self.shard[1]}", "energy_key": self.energy_key}
+        manifest = {"models": self.potentials, "inputs": self.inputs_meta, "forces": self.forces,
+                    "shard": f"{self.shard[0]}/{self.shard[1]}", "energy_key": self.energy_key}
+        overrides = {name: {"file": kim_id.partition("@")[2], "sha256": file_digest(kim_id.partition("@")[2])}
+                     for name, kim_id in self.potentials.items() if "@" in kim_id}
+        if overrides:  # parameter files, with their contents' hash: a changed file is another run
+            manifest["overrides"] = overrides
+        return manifest
 
     def _done_ids(self) -> set:
         manifest = self.parts / "manifest.json"
@@ -186,5 +192,5 @@ class LabelJob:
                 "unsupported": {n: self._unsupported(n, sp) for n, sp in lacking.items()}}
 
     def _unsupported(self, name, seen) -> list:
-        from .session import KIMModel
-        return sorted(set(seen) - set(KIMModel.supported_species_of(self.potentials[name])))
+        from .evaluator import supported_species
+        return sorted(set(seen) - set(supported_species(self.potentials[name])))

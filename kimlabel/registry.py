@@ -17,17 +17,34 @@ def potentials_file() -> Path:
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, dict[str, str]]:
-    """Read potentials.yaml into {system: {name: kim_id}}, checking that every entry is a KIM ID."""
+    """Read potentials.yaml into {system: {name: kim_id}}, checking that every entry is a KIM ID.
+
+    An entry may also be {model: KIM ID, parameters: params.yaml} (a path relative to the file):
+    the model with parameter overrides, kept as 'KIM_ID@/abs/params.yaml'."""
     path = Path(path) if path else potentials_file()
     with open(path) as fh:
         data = yaml.safe_load(fh) or {}
     for system, models in data.items():
         if not isinstance(models, dict):
             raise ValueError(f"{path}: system {system!r} must map short names to KIM IDs")
-        for name, kim_id in models.items():
+        for name, entry in models.items():
+            kim_id, params = (entry.get("model"), entry.get("parameters")) if isinstance(entry, dict) else (entry, None)
             if not KIM_ID.match(str(kim_id)):
                 raise ValueError(f"{path}: {system}.{name}: {kim_id!r} is not a KIM ID")
+            if isinstance(entry, dict):
+                models[name] = with_overrides(kim_id, (path.parent / str(params)) if params else None,
+                                              f"{path}: {system}.{name}")
     return data
+
+
+def with_overrides(kim_id: str, params, where: str) -> str:
+    """'KIM_ID@/abs/params.yaml' (or kim_id when params is None); the file must exist."""
+    if params is None:
+        return kim_id
+    params = Path(params)
+    if not params.is_file():
+        raise FileNotFoundError(f"{where}: parameter file {params} does not exist")
+    return f"{kim_id}@{params.resolve()}"
 
 
 def short_name(kim_id: str) -> str:
@@ -49,7 +66,14 @@ def resolve(spec, registry: dict | None = None) -> dict[str, str]:
     by_id = {k: n for n, k in by_name.items()}
     out: dict[str, str] = {}
     for item in filter(None, items):
-        if item in registry:
+        if "@" in item:  # NAME@params.yaml: a model with parameter overrides, named NAME_<file stem>
+            base, params = item.split("@", 1)
+            one = resolve(base, registry)
+            if len(one) != 1:
+                raise ValueError(f"{item!r}: parameter overrides apply to one model, not the set {base!r}")
+            (name, kim_id), = one.items()
+            out[f"{name}_{Path(params).stem}"] = with_overrides(kim_id, params, f"potential {item!r}")
+        elif item in registry:
             out.update(registry[item])
         elif item in by_name:
             out[item] = by_name[item]

@@ -37,9 +37,14 @@ class KIMModel:
     """A KIM portable model (units: A, eV) evaluated on ASE-like arrays."""
 
     def __init__(self, kim_id: str):
+        """kim_id: a KIM ID, or KIM_ID@params.yaml for parameter overrides (kimlabel.parameters)."""
+        from .parameters import apply_overrides, split_overrides
         kimpy = _kimpy()
         self.kim_id = kim_id
-        self.model = self._create(kimpy, kim_id)
+        base, overrides = split_overrides(kim_id)
+        self.model = self._create(kimpy, base)
+        if overrides:
+            apply_overrides(self.model, base, overrides)
         self.species = self._species_codes(kimpy, self.model)
         self.influence = float(self.model.get_influence_distance())
         cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()

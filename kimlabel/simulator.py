@@ -48,6 +48,8 @@ def simulator_commands(kim_id: str):
     """(kimpy SimulatorModel kept alive for its parameter files, species in LAMMPS type order,
     model-defn commands), for a LAMMPS simulator model in metal units."""
     import kimpy
+    if "@" in kim_id:
+        raise ModelInitError(f"{kim_id}: parameter overrides apply to portable models, not simulator models")
     try:
         sm = kimpy.simulator_model.create(kim_id)
     except RuntimeError as err:
