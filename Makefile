@@ -12,6 +12,8 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libkim-api-dev openkim-models pkg-config; }
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
 	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test,dask,lammps]'
+	@# KLIFF (kimlabel refit) pins ase<3.23 and numpy<2 but runs with this project's: installed without its pins
+	@$(PY) -c "import kliff" 2>/dev/null || { $(PY) -m pip install loguru monty requests && $(PY) -m pip install --no-deps kliff==1.0.1; }
 	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout
 	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
 

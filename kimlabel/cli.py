@@ -1,4 +1,4 @@
-"""`kimlabel` command line: models, label, merge, export."""
+"""`kimlabel` command line: models, label, merge, export, refit."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,18 @@ def cmd_export(args):
     print(f"wrote {args.out}: {n} configurations", file=sys.stderr)
 
 
+def cmd_refit(args):
+    from .refit import refit
+    from .registry import resolve
+    pots = resolve(args.model)
+    if len(pots) != 1:
+        raise ValueError(f"refit takes one model, got the set {args.model!r} ({', '.join(pots)})")
+    (name, kim_id), = pots.items()
+    report = refit(kim_id, args.data, args.split, args.out, args.params, args.forces_weight, args.maxiter)
+    print(json.dumps(report, indent=1))
+    print(f"wrote {args.out}: use it as --potentials {name}@{args.out}", file=sys.stderr)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="kimlabel", description="Multi-EIP energy/force tables from OpenKIM models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -96,6 +108,16 @@ def build_parser():
     ex.add_argument("--ref-keys", choices=["REF"], help="reference energy and forces as REF_energy / REF_forces "
                                                         "(MACE's defaults) instead of the calculator's energy / forces")
     ex.set_defaults(func=cmd_export)
+    rf = sub.add_parser("refit", help="fit a portable model's parameters to DFT (KLIFF), for NAME@refit.yaml")
+    rf.add_argument("model", help="a short name from potentials.yaml or a KIM ID")
+    rf.add_argument("--data", nargs="+", required=True, help="DFT files (energies; forces with --forces-weight)")
+    rf.add_argument("--split", required=True, help="split CSV (kimtrain split): fits on its train marks only")
+    rf.add_argument("--params", type=_species, help="parameters to fit, e.g. A,lambda (default: every real, "
+                                                    "non-cutoff one)")
+    rf.add_argument("--forces-weight", type=float, default=0.0, help="weight of the force residuals (default 0)")
+    rf.add_argument("--maxiter", type=int, default=100, help="L-BFGS-B iterations (default 100)")
+    rf.add_argument("--out", required=True, help="parameter YAML to write (never over an existing file)")
+    rf.set_defaults(func=cmd_refit)
     return p
 
 

@@ -1,0 +1,45 @@
+"""`kimlabel refit` with KLIFF on the demo set: a small parameter set, few iterations."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from kimlabel.cli import main
+
+from conftest import REPO
+
+DEMO = [str(REPO / "data" / "si_demo_dft.extxyz.gz"), str(REPO / "data" / "si_demo_pool.extxyz.gz")]
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    from kimtrain.cli import main as kimtrain
+    path = tmp_path_factory.mktemp("refit") / "split.csv"
+    assert kimtrain(["split", DEMO[0], "--pool-file", DEMO[1], "--seed", "0", "--pool", "0.5", "--train", "0.2",
+                     "--val", "0.1", "--test", "0.2", "--out", str(path)]) == 0
+    return path
+
+
+def test_refit_lowers_the_train_error_and_its_file_is_a_labeller(split, tmp_path, capsys):
+    out = tmp_path / "sw.yaml"
+    capsys.readouterr()
+    assert main(["refit", "SW_Balamane", "--data", *DEMO, "--split", str(split), "--params", "A,lambda",
+                 "--maxiter", "10", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["train_mae_per_atom_after"] < 0.9 * report["train_mae_per_atom_before"]
+    fitted = yaml.safe_load(out.read_text())
+    assert set(fitted) == {"A", "lambda"} and fitted["A"] != [16.319722781255]
+    table = tmp_path / "t.parquet"
+    assert main(["label", DEMO[0], "--potentials", f"SW_Balamane,SW_Balamane@{out}", "--out", str(table),
+                 "--quiet"]) == 0
+    df = pd.read_parquet(table)
+    assert (df.energy__SW_Balamane_sw != df.energy__SW_Balamane).all()
+    assert main(["refit", "SW_Balamane", "--data", *DEMO, "--split", str(split), "--out", str(out)]) == 2  # exists
+
+
+def test_cutoffs_are_never_fitted(split, tmp_path, capsys):
+    assert main(["refit", "SW_Balamane", "--data", *DEMO, "--split", str(split), "--params", "A,cutoff",
+                 "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "cutoff sets SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004's cutoff" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
