@@ -16,19 +16,24 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_MODEL = {"hidden": 64, "n_layers": 3, "soap_n_max": 4, "soap_l_max": 3}  # quick real trainings
 
 
-@pytest.fixture(scope="session")
-def cu(tmp_path_factory):
-    """The Cu-Ag-Au VASP set, a 50/25/25 split, and a YAML with small model settings."""
+def shared_set(tmp, name: str, **train) -> dict:
+    """A set of ../shared/data with a 50/25/25 split and a YAML of small model settings (train
+    options added), as {tmp, data, split, config}."""
     import yaml
     from kimtrain.cli import main
-    tmp = tmp_path_factory.mktemp("cu")
-    data = str(shared_file("CuAgAu_pyclupan_fcc.extxyz.gz"))
+    data = str(shared_file(name))
     split = tmp / "split.csv"
     assert main(["split", data, "--out", str(split), "--seed", "0", "--pool", "0", "--train", "0.5",
                  "--val", "0.25", "--test", "0.25"]) == 0
     config = tmp / "small.yaml"
-    config.write_text(yaml.safe_dump({"model": SMALL_MODEL, "train": {"progress": False}}))
+    config.write_text(yaml.safe_dump({"model": SMALL_MODEL, "train": {"progress": False, **train}}))
     return {"tmp": tmp, "data": data, "split": str(split), "config": str(config)}
+
+
+@pytest.fixture(scope="session")
+def cu(tmp_path_factory):
+    """The Cu-Ag-Au VASP set, a 50/25/25 split, and a YAML with small model settings."""
+    return shared_set(tmp_path_factory.mktemp("cu"), "CuAgAu_pyclupan_fcc.extxyz.gz")
 
 
 def demo_spec() -> dict:

@@ -17,9 +17,9 @@ from kimtrain.config import load
 from kimtrain.data import load_dataset
 from kimtrain.forces import force_mse
 from kimtrain.graphs import collate
-from kimtrain.task import energy_objective, load_context
+from kimtrain.task import energy_objective
 
-from conftest import REPO, SMALL_MODEL, demo_spec, shared_file
+from conftest import REPO, demo_spec, shared_set
 
 DEMO = [str(REPO / "data" / "si_demo_dft.extxyz.gz"), str(REPO / "data" / "si_demo_pool.extxyz.gz")]
 
@@ -27,14 +27,7 @@ DEMO = [str(REPO / "data" / "si_demo_dft.extxyz.gz"), str(REPO / "data" / "si_de
 @pytest.fixture(scope="module")
 def si(tmp_path_factory):
     """64-atom Si cells with vacancies and interstitials (VASP forces), a 50/25/25 split."""
-    tmp = tmp_path_factory.mktemp("si_forces")
-    data = str(shared_file("Si_liu2023_vacancy_interstitial.extxyz.gz"))
-    split = tmp / "split.csv"
-    assert main(["split", data, "--out", str(split), "--seed", "0", "--pool", "0", "--train", "0.5",
-                 "--val", "0.25", "--test", "0.25"]) == 0
-    config = tmp / "small.yaml"
-    config.write_text(yaml.safe_dump({"model": SMALL_MODEL, "train": {"progress": False, "threads": 2}}))
-    return {"tmp": tmp, "data": data, "split": str(split), "config": str(config)}
+    return shared_set(tmp_path_factory.mktemp("si_forces"), "Si_liu2023_vacancy_interstitial.extxyz.gz", threads=2)
 
 
 def fit(si, out, *extra):
