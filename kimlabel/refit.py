@@ -12,6 +12,9 @@ monty and requests, its other runtime needs).
 from __future__ import annotations
 
 import math
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ import pandas as pd
 import yaml
 
 from .inputs import iter_configs
+from .runner import scratch_cwd
 from .session import Geometry, KIMModel, ModelInitError
 
 
@@ -65,12 +69,18 @@ def _composition(configs, species) -> np.ndarray:
 def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0, maxiter: int = 100) -> dict:
     """Fit, write OUT (a parameter YAML, never over an existing file) and return a report: the
     fitted parameters and per-atom energy MAE (eV/atom) on train and test before and after."""
-    out = Path(out)
+    out = Path(out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} exists: choose another --out, or delete it first")
     if not forces_weight >= 0:
         raise ValueError(f"--forces-weight must be >= 0, got {forces_weight}")
-    configs = list(iter_configs([str(p) for p in data]))
+    data, split = [str(Path(p).resolve()) for p in data], Path(split).resolve()
+    with scratch_cwd():  # the KIM API writes kim.log to the working directory
+        return _refit(kim_id, data, split, out, params, forces_weight, maxiter)
+
+
+def _refit(kim_id, data, split, out, params, forces_weight, maxiter) -> dict:
+    configs = list(iter_configs(data))
     marks = pd.read_csv(split).set_index("config_id")["mark"]
     if len(marks) != len(configs):
         raise ValueError(f"{split}: {len(marks)} rows for {len(configs)} configurations in the data")
@@ -93,7 +103,7 @@ def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0
     with open(out.with_name(out.name + ".tmp"), "w") as fh:
         yaml.safe_dump(fitted, fh, sort_keys=False)
     out.with_name(out.name + ".tmp").replace(out)
-    after = KIMModel(f"{kim_id}@{out.resolve()}")
+    after = KIMModel(f"{kim_id}@{out}")
     report = {"model": kim_id, "parameters": fitted, "n_train": len(train), "n_test": len(test)}
     for label, model in (("before", before), ("after", after)):
         mu_m = np.linalg.lstsq(comp, dft - _energies(model, train), rcond=None)[0]  # each aligned on train
@@ -107,15 +117,30 @@ def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0
     return report
 
 
+def _kliff():
+    """KLIFF's classes. Importing KLIFF opens a kliff.log in the working directory; it is imported
+    from a scratch directory and its log sent to stderr, warnings only."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="kimlabel-refit-") as tmp:
+        os.chdir(tmp)
+        try:
+            from kliff.dataset import Dataset
+            from kliff.dataset.weight import Weight
+            from kliff.legacy.calculators import Calculator
+            from kliff.legacy.loss import Loss
+            from kliff.models import KIMModel as KliffModel
+            from loguru import logger
+            logger.remove()
+            logger.add(sys.stderr, level="WARNING")
+        except ImportError as err:
+            raise ModelInitError(f"kimlabel refit needs KLIFF: run `make install` ({err})") from err
+        finally:
+            os.chdir(old)
+    return Dataset, Weight, Calculator, Loss, KliffModel
+
+
 def _fit_with_kliff(kim_id, train, targets, names, forces_weight, maxiter) -> dict:
-    try:
-        from kliff.dataset import Dataset
-        from kliff.dataset.weight import Weight
-        from kliff.legacy.calculators import Calculator
-        from kliff.legacy.loss import Loss
-        from kliff.models import KIMModel as KliffModel
-    except ImportError as err:
-        raise ModelInitError(f"kimlabel refit needs KLIFF: run `make install` ({err})") from err
+    Dataset, Weight, Calculator, Loss, KliffModel = _kliff()
     frames = []
     for c, energy in zip(train, targets):
         at = c.to_atoms()
