@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import math
 import multiprocessing
+import threading
 import os
 
 import numpy as np
@@ -185,9 +186,13 @@ def silence_stdout():
 
 
 def process_context():
-    """Worker processes are forked where the platform can (fast start, models not re-imported)."""
+    """Worker processes are forked where the platform can (fast start, models not re-imported),
+    unless this process runs other Python threads (a Dask client's event loop, say): a fork
+    copies locks those threads may hold, and the child can wait on them for ever. Then forkserver."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def flush_c_stdio():
