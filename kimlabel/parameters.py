@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .session import ModelInitError
+from .errors import ModelInitError
 
 
 def split_overrides(kim_id: str) -> tuple[str, str | None]:

@@ -15,15 +15,9 @@ import os
 
 import numpy as np
 
+from .errors import ModelInitError, UnsupportedSpecies  # noqa: F401 (raised here, imported from here)
+
 ENERGY_LIMIT = 200.0  # eV/atom: larger |E|/atom is flagged above_limit
-
-
-class ModelInitError(RuntimeError):
-    """A KIM model could not be created or needs something kimlabel cannot provide."""
-
-
-class UnsupportedSpecies(ValueError):
-    """A configuration holds species the model does not support."""
 
 
 def _kimpy():
