@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from .files import replacing
 from .inputs import file_sha256, iter_configs
-from .parameters import file_digest
 from .runner import check_models, evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
 
@@ -84,7 +83,7 @@ class LabelJob:
             self.inputs_meta = [{"path": str(p), "sha256": file_sha256(p)} for p in self.inputs]
         manifest = {"models": self.potentials, "inputs": self.inputs_meta, "forces": self.forces,
                     "shard": f"{self.shard[0]}/{self.shard[1]}", "energy_key": self.energy_key}
-        overrides = {name: {"file": kim_id.partition("@")[2], "sha256": file_digest(kim_id.partition("@")[2])}
+        overrides = {name: {"file": kim_id.partition("@")[2], "sha256": file_sha256(kim_id.partition("@")[2])}
                      for name, kim_id in self.potentials.items() if "@" in kim_id}
         if overrides:  # parameter files, with their contents' hash: a changed file is another run
             manifest["overrides"] = overrides

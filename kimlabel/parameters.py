@@ -6,10 +6,8 @@ around (workers, manifests, table metadata), so every process applies the same f
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from .errors import ModelInitError
@@ -32,18 +30,20 @@ def load_overrides(path) -> dict:
     return {str(k): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in raw.items()}
 
 
-def file_digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def apply_overrides(model, kim_id: str, path) -> dict:
-    """Set the parameters of a kimpy model from `path`, then refresh it once; returns what was set.
-    A name the model lacks or a value count other than the parameter's extent is an error naming it."""
-    overrides = load_overrides(path)
-    known = {}
+def parameter_index(model) -> dict:
+    """{name: (index, dtype name, extent)} of a kimpy model's parameters."""
+    index = {}
     for i in range(model.get_number_of_parameters()):
         dtype, extent, name, _ = model.get_parameter_metadata(i)
-        known[name] = (i, str(dtype), extent)
+        index[name] = (i, str(dtype), extent)
+    return index
+
+
+def apply_overrides(model, kim_id: str, path):
+    """Set the parameters of a kimpy model from `path`, then refresh it once. A name the model
+    lacks or a value count other than the parameter's extent is an error naming it."""
+    overrides = load_overrides(path)
+    known = parameter_index(model)
     for name, values in overrides.items():
         if name not in known:
             raise ModelInitError(f"parameter file {path}: {kim_id} has no parameter {name!r} "
@@ -57,4 +57,3 @@ def apply_overrides(model, kim_id: str, path) -> dict:
             model.set_parameter(i, j, cast(value))
     if model.clear_then_refresh():
         raise ModelInitError(f"parameter file {path}: {kim_id} rejected the new parameters")
-    return {k: np.asarray(v).tolist() for k, v in overrides.items()}

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .files import write_atomic
 from .inputs import iter_configs
+from .parameters import parameter_index
 from .runner import scratch_cwd
 from .session import Geometry, KIMModel, ModelInitError
 
@@ -35,10 +37,7 @@ def fittable(kim_id: str, names=None) -> list[str]:
     """Float parameters of the model that are not cutoffs (or `names`, checked)."""
     model = KIMModel(kim_id)
     m, base = model.model, model.influence
-    meta = {}
-    for i in range(m.get_number_of_parameters()):
-        dtype, extent, name, _ = m.get_parameter_metadata(i)
-        meta[name] = (i, str(dtype), extent)
+    meta = parameter_index(m)
     out = []
     for name in names or list(meta):
         if name not in meta:
@@ -94,26 +93,28 @@ def _refit(kim_id, data, split, out, params, forces_weight, maxiter) -> dict:
     names = fittable(kim_id, params)
     if not names:
         raise ValueError(f"{kim_id}: no real, non-cutoff parameter to fit")
-    before = KIMModel(kim_id)
     species = sorted({s for c in configs for s in c.symbols})
     comp = _composition(train, species)
     dft = np.array([c.energy_ref for c in train])
-    mu = np.linalg.lstsq(comp, dft - _energies(before, train), rcond=None)[0]  # per-species alignment
-    fitted = _fit_with_kliff(kim_id, train, dft - comp @ mu, names, forces_weight, maxiter)
-    with open(out.with_name(out.name + ".tmp"), "w") as fh:
-        yaml.safe_dump(fitted, fh, sort_keys=False)
-    out.with_name(out.name + ".tmp").replace(out)
-    after = KIMModel(f"{kim_id}@{out}")
-    report = {"model": kim_id, "parameters": fitted, "n_train": len(train), "n_test": len(test)}
-    for label, model in (("before", before), ("after", after)):
-        mu_m = np.linalg.lstsq(comp, dft - _energies(model, train), rcond=None)[0]  # each aligned on train
-        for mark, group in (("train", train), ("test", test)):
+
+    def scored(label, model):
+        """Per-species offsets (eV/atom) of `model` aligned on train; its MAE into the report."""
+        e_train = _energies(model, train)
+        mu = np.linalg.lstsq(comp, dft - e_train, rcond=None)[0]
+        for mark, group, energies in (("train", train, e_train), ("test", test, None)):
             if group:
-                pred = _energies(model, group) + _composition(group, species) @ mu_m
+                pred = (_energies(model, group) if energies is None else energies) + _composition(group, species) @ mu
                 ref = np.array([c.energy_ref for c in group])
                 ok = np.isfinite(ref)
                 n = np.array([len(c.symbols) for c in group])
                 report[f"{mark}_mae_per_atom_{label}"] = float(np.mean(np.abs(pred - ref)[ok] / n[ok]))
+        return mu
+
+    report = {"model": kim_id, "n_train": len(train), "n_test": len(test)}
+    mu = scored("before", KIMModel(kim_id))  # the DFT energies are aligned with the unfitted model
+    report["parameters"] = _fit_with_kliff(kim_id, train, dft - comp @ mu, names, forces_weight, maxiter)
+    write_atomic(out, yaml.safe_dump(report["parameters"], sort_keys=False))
+    scored("after", KIMModel(f"{kim_id}@{out}"))
     return report
 
 

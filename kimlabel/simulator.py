@@ -14,7 +14,7 @@ import importlib.metadata
 
 import numpy as np
 
-from .session import ModelInitError, UnsupportedSpecies
+from .errors import ModelInitError, UnsupportedSpecies
 
 
 def is_simulator_model(kim_id: str) -> bool:

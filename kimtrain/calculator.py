@@ -9,6 +9,7 @@ from ase.calculators.calculator import Calculator as ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from .eip_baseline import EIPBaseline
+from .forces import energy_and_forces
 from .config import ModelConfig
 from .graphs import collate
 from .models.factory import model_from_meta, prepare_graphs
@@ -54,13 +55,13 @@ class Calculator(ASECalculator):
             raise PropertyNotImplementedError(f"{spec.name} predicts energies only")
         graphs = prepare_graphs([self.atoms], ModelConfig(**self.config), species)
         batch = collate(graphs).to(self.device)
-        batch.positions.requires_grad_(wants_forces)
-        with torch.set_grad_enabled(wants_forces):
-            energy = self.model(batch)[0, 0]
         if wants_forces:
-            (grad,) = torch.autograd.grad(energy, batch.positions)
-            self.results["forces"] = -grad.detach().double().cpu().numpy()
-        self.results["energy"] = self.results["free_energy"] = float(energy.detach())
+            energy, forces = energy_and_forces(self.model, batch)
+            self.results["forces"] = forces[:, 0].detach().double().cpu().numpy()
+        else:
+            with torch.no_grad():
+                energy = self.model(batch)
+        self.results["energy"] = self.results["free_energy"] = float(energy[0, 0].detach())
         if self.eip is not None:
             e_eip, f_eip = self.eip.evaluate([self.atoms], forces=wants_forces)
             self.results["energy"] = self.results["free_energy"] = self.results["energy"] + float(e_eip[0])

@@ -68,11 +68,6 @@ def total(value: float, device) -> float:
     return float(t.item())
 
 
-def barrier():
-    if active():
-        dist.barrier()
-
-
 def shutdown():
     if active():
         dist.destroy_process_group()

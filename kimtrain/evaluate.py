@@ -13,7 +13,7 @@ from .calculator import load_model
 from .config import ModelConfig
 from .data import load_dataset
 from .eip_baseline import EIPBaseline
-from .errors import DFT, PRED, errors_by_config_type, force_errors, prediction_frames
+from .error_tables import DFT, PRED, errors_by_config_type, force_errors, prediction_frames
 from .forces import predict_forces
 from .inference import energy_metrics, predict
 from .models.factory import prepare_graphs

@@ -10,7 +10,7 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .errors import errors_by_config_type, force_errors, prediction_frames
+from .error_tables import errors_by_config_type, force_errors, prediction_frames
 from .forces import energy_and_forces, energy_and_projected_force_mse, force_mse, predict_forces
 from .graphs import collate
 from .losses import masked_mse, residuals, tukey_biweight
