@@ -14,6 +14,7 @@ from distributed.client import CancelledError
 
 from .cluster import n_threads
 from .evaluator import worker_evaluator
+from .model_check import check_models
 
 
 class EvaluatorPlugin(WorkerPlugin):
@@ -50,11 +51,15 @@ class DaskEngine:
     chunks_per_task = 4  # each task costs the client and scheduler about 20 ms of CPU
 
     def __init__(self, client, potentials: dict, forces: bool):
+        check_models(potentials)  # here, in a child process: a model that cannot be created stops the run
         self.client = client
         self.name = plugin_name(potentials, forces)
         client.register_plugin(EvaluatorPlugin(potentials, forces), name=self.name)
         self.width = n_threads(client)
         self.crashes, self.lost = (KilledWorker,), (CancelledError,)
+
+    def check(self):
+        """Done in __init__, before the workers are given the models."""
 
     def submit(self, chunks):
         return self.client.submit(evaluate_on_worker, chunks, self.name, pure=False)

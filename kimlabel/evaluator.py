@@ -9,7 +9,8 @@ import tempfile
 import numpy as np
 
 from .schema import energy_col, force_cols, status_col
-from .session import Geometry, KIMModel, UnsupportedSpecies, silence_stdout, status_of
+from .neighbours import Frame, NeighbourLists
+from .session import KIMModel, UnsupportedSpecies, silence_stdout, status_of
 
 
 def make_model(kim_id: str):
@@ -27,13 +28,19 @@ def supported_species(kim_id: str) -> list[str]:
 
 
 class Evaluator:
-    """Holds one KIMModel per EIP; evaluates configurations into table rows."""
+    """Holds one model per EIP; evaluates configurations into table rows. The periodic images
+    and the neighbour lists of a configuration are built once for all portable models."""
 
     def __init__(self, potentials: dict[str, str], forces: bool = False):
         self.potentials = dict(potentials)
         self.forces = forces
         self.models = {name: make_model(kim_id) for name, kim_id in self.potentials.items()}
         self.influence = max(m.influence for m in self.models.values())
+        self.frame = Frame(self.influence)
+        lists = NeighbourLists()
+        for model in self.models.values():
+            if isinstance(model, KIMModel):
+                model.share(lists)
 
     @staticmethod
     def base_row(cfg, forces: bool):
@@ -53,15 +60,15 @@ class Evaluator:
         n = len(cfg.symbols)
         row, fcols = self.base_row(cfg, self.forces)
         try:
-            geom = Geometry(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc, self.influence)
+            frame = self.frame.load(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc)
         except Exception:  # degenerate cell or coordinates: every model fails on it
-            geom = None
+            frame = None
         for name, model in self.models.items():
             energy, forces, status = math.nan, None, "ok"
             try:
-                if geom is None:
+                if frame is None:
                     raise RuntimeError("cannot build periodic images")
-                energy, forces = model.compute(geom, self.forces)
+                energy, forces = model.compute(frame, self.forces)
                 status = status_of(energy, n, forces)
             except UnsupportedSpecies:
                 status = "unsupported_species"
@@ -108,8 +115,22 @@ def merge_model_results(cfg, potentials, forces, parts):
     return [row], [fcols] if forces else []
 
 
-# Worker-process state for multiprocessing pools: one Evaluator per process.
+# Worker-process state for multiprocessing pools: one Evaluator per process, or why it could not be made.
 _WORKER: Evaluator | None = None
+_WORKER_FAILED: dict[str, str] = {}
+
+
+def creation_failures(potentials) -> dict[str, str]:
+    """{name: why} for every EIP whose model cannot be created here (not installed, a simulator
+    model whose LAMMPS pair style is missing...)."""
+    from .errors import ModelInitError
+    failed = {}
+    for name, kim_id in potentials.items():
+        try:
+            make_model(kim_id)
+        except ModelInitError as err:
+            failed[name] = str(err)
+    return failed
 
 
 def worker_evaluator(potentials, forces, scratch=None) -> Evaluator:
@@ -122,9 +143,18 @@ def worker_evaluator(potentials, forces, scratch=None) -> Evaluator:
 
 
 def init_worker(potentials, forces, scratch=None):
-    """Process-pool initializer: one Evaluator per worker process."""
-    global _WORKER
-    _WORKER = worker_evaluator(potentials, forces, scratch)
+    """Process-pool initializer: one Evaluator per worker process (worker_failures says if not)."""
+    global _WORKER, _WORKER_FAILED
+    from .errors import ModelInitError
+    try:
+        _WORKER = worker_evaluator(potentials, forces, scratch)
+    except ModelInitError:
+        _WORKER_FAILED = creation_failures(potentials)
+
+
+def worker_failures() -> dict[str, str]:
+    """{name: why} for the models this pool worker could not create."""
+    return _WORKER_FAILED
 
 
 def evaluate_chunk(chunk):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import functools
 import hashlib
 import lzma
 import math
@@ -35,12 +36,18 @@ class Config:
 
     @property
     def formula(self) -> str:
-        from ase.formula import Formula
-        return Formula.from_list(self.symbols).format("hill")
+        return hill_formula(tuple(self.symbols))
 
     def to_atoms(self):
         from ase import Atoms
         return Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+
+@functools.lru_cache(maxsize=4096)
+def hill_formula(symbols: tuple) -> str:
+    """Hill formula of a species tuple (cached: datasets repeat a few compositions)."""
+    from ase.formula import Formula
+    return Formula.from_list(list(symbols)).format("hill")
 
 
 def reference_energy(atoms, energy_key: str | None = None) -> float:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .files import replacing
 from .inputs import file_sha256, iter_configs
-from .runner import check_models, evaluate_stream
+from .runner import evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
 
 
@@ -121,18 +121,13 @@ class LabelJob:
         if not self.resume and self.out.exists() and not self.parts.exists():
             raise FileExistsError(f"{self.out} exists: choose another --out, delete it first, or pass --resume "
                                   "(which keeps a finished table built by the same command)")
-        check_models(self.potentials)
         configs = iter_configs(self.inputs, self.energy_key)
-        done = set()
-        if self.parts.exists():
-            done = self._done_ids()
-        else:
-            self.parts.mkdir(parents=True)
-            (self.parts / "manifest.json").write_text(json.dumps(self.manifest()))
+        done = self._done_ids() if self.parts.exists() else set()
         n_total = 0
 
-        def todo():
+        def todo():  # read once the models are checked, so a model that cannot run leaves no parts
             nonlocal n_total
+            self._start_parts()
             for cfg in configs:
                 n_total += 1
                 if cfg.config_id % n_shard == i_shard and cfg.config_id not in done:
@@ -155,7 +150,13 @@ class LabelJob:
             raise KeyboardInterrupt(f"interrupted: finished chunks are kept in {self.parts}; "
                                     "rerun the same command with --resume to continue") from None
         bar.close()
+        self._start_parts()
         return self._finalize(n_total)
+
+    def _start_parts(self):
+        if not self.parts.exists():
+            self.parts.mkdir(parents=True)
+            (self.parts / "manifest.json").write_text(json.dumps(self.manifest()))
 
     def _finalize(self, n_total: int) -> dict:
         meta = dict(self.manifest(), n_configs_total=n_total, **versions())

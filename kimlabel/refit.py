@@ -25,12 +25,13 @@ from .files import write_atomic
 from .inputs import iter_configs
 from .parameters import parameter_index
 from .runner import scratch_cwd
-from .session import Geometry, KIMModel, ModelInitError
+from .neighbours import Frame
+from .session import KIMModel, ModelInitError
 
 
 def _energies(model: KIMModel, configs) -> np.ndarray:
-    return np.array([model.compute(Geometry(c.symbols, c.positions, c.cell, c.pbc, model.influence))[0]
-                     for c in configs])
+    frame = Frame(model.influence)
+    return np.array([model.compute(frame.load(c.symbols, c.positions, c.cell, c.pbc))[0] for c in configs])
 
 
 def fittable(kim_id: str, names=None) -> list[str]:

@@ -12,7 +12,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
-from .evaluator import crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results
+from .evaluator import crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results, worker_failures
+from .model_check import refuse
 from .inputs import from_atoms
 from .session import flush_c_stdio, process_context
 
@@ -51,7 +52,16 @@ class ProcessEngine:
 
     def __init__(self, jobs, potentials, forces, scratch):
         self.width, self._args = max(jobs, 1), (max(jobs, 1), potentials, forces, scratch)
+        self.potentials = potentials
         self.pool = _pool(*self._args)
+
+    def check(self):
+        """Stop before any work, naming each model a worker could not create."""
+        try:
+            failed = self.pool.submit(worker_failures).result()
+        except BrokenProcessPool:
+            raise RuntimeError(f"creating the models {', '.join(self.potentials)} crashed the process") from None
+        refuse(failed)
 
     def submit(self, chunks):
         return self.pool.submit(evaluate_chunks, chunks)
@@ -62,34 +72,6 @@ class ProcessEngine:
 
     def close(self):
         self.pool.shutdown(cancel_futures=True)
-
-
-def _creatable(potentials) -> dict:
-    """{name: why} for every EIP whose model cannot be created here (child process: banners, crashes)."""
-    from .evaluator import make_model
-    from .session import ModelInitError, silence_stdout
-    os.chdir(tempfile.mkdtemp(prefix="kimlabel-"))  # the KIM API writes kim.log to the cwd
-    silence_stdout()
-    failed = {}
-    for name, kim_id in potentials.items():
-        try:
-            make_model(kim_id)
-        except ModelInitError as err:
-            failed[name] = str(err)
-    return failed
-
-
-def check_models(potentials):
-    """Stop before any work, naming each EIP whose model cannot be created (not installed, a
-    simulator model whose LAMMPS pair style is missing...)."""
-    flush_c_stdio()
-    with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
-        try:
-            failed = pool.submit(_creatable, dict(potentials)).result()
-        except BrokenProcessPool:
-            raise RuntimeError(f"creating the models {', '.join(potentials)} crashed the process") from None
-    if failed:
-        raise ValueError("; ".join(f"{name}: {why}" for name, why in failed.items()))
 
 
 def _isolated(chunk, potentials, forces, scratch):
@@ -146,6 +128,7 @@ def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32, sc
     memory stays flat however many configurations stream through.
     """
     with scratch_cwd() as tmp, _engine(potentials, forces, jobs, scheduler, tmp) as engine:
+        engine.check()  # a model that cannot be created stops the run before any configuration is read
         tasks = batched(batched(configs, chunk_size), engine.chunks_per_task)
         window, resubmitted = collections.deque(), collections.Counter()
         for task in itertools.chain(tasks, [None]):
@@ -189,7 +172,6 @@ def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_ke
     from .registry import resolve
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
-    check_models(pots)
     configs = (from_atoms(a, i, energy_key=energy_key) for i, a in enumerate(atoms_list))
     rows, frc = [], []
     for r, f in evaluate_stream(configs, pots, forces, jobs, scheduler=scheduler):

@@ -1,7 +1,8 @@
 """One KIM portable model driven directly through kimpy (no ASE calculator in the hot path).
 
 A KIMModel is created once and reused for many configurations: the kimpy model object, its
-compute arguments and its neighbour list live as long as the KIMModel. The model is never
+compute arguments and its buffers live as long as the KIMModel; its neighbour lists come from a
+NeighbourLists it may share with the other models of a set (kimlabel.neighbours). The model is never
 refreshed between calls, so history-dependent drivers (MEAM_LAMMPS) give the same energy for the
 same configuration whatever was evaluated before.
 """
@@ -15,7 +16,10 @@ import os
 
 import numpy as np
 
+from ase.data import atomic_numbers, chemical_symbols
+
 from .errors import ModelInitError, UnsupportedSpecies  # noqa: F401 (raised here, imported from here)
+from .neighbours import Frame, NeighbourLists, get_neigh_function
 
 ENERGY_LIMIT = 200.0  # eV/atom: larger |E|/atom is flagged above_limit
 
@@ -45,7 +49,14 @@ class KIMModel:
         cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
         self.cutoffs = np.asarray(cutoffs, dtype=np.double)
         self.padding_needs_neigh = not bool(np.all(hints))
-        self._args = {}
+        self._supported = frozenset(self.species)
+        self._code_of = np.full(len(chemical_symbols), -1, dtype=np.intc)  # atomic number -> species code
+        for symbol, code in self.species.items():
+            if symbol in atomic_numbers:
+                self._code_of[atomic_numbers[symbol]] = code
+        self._count, self._energy = np.zeros(1, dtype=np.intc), np.zeros(1)
+        self._codes, self._forces = np.zeros(0, dtype=np.intc), np.zeros((0, 3))
+        self._lists, self._view, self._args = None, None, {}
 
     @staticmethod
     def _create(kimpy, kim_id: str):
@@ -77,10 +88,18 @@ class KIMModel:
         kimpy = _kimpy()
         return sorted(cls._species_codes(kimpy, cls._create(kimpy, kim_id)))
 
+    def share(self, lists: NeighbourLists):
+        """Take this model's neighbour lists from `lists` (built once per configuration for a set)."""
+        self._lists = lists
+        self._view = lists.add(self.cutoffs, self.influence, self.padding_needs_neigh)
+        self._args = {}
+
     def _compute_args(self, forces: bool):
         """Compute arguments for energy-only or energy+forces, created once per mode."""
         if forces not in self._args:
             kimpy = _kimpy()
+            if self._lists is None:
+                self.share(NeighbourLists())
             args = self.model.compute_arguments_create()
             name = kimpy.compute_argument_name
             for i in range(name.get_number_of_compute_argument_names()):
@@ -88,86 +107,48 @@ class KIMModel:
                 if (args.get_argument_support_status(arg) == kimpy.support_status.required
                         and arg not in (name.partialEnergy, name.partialForces)):
                     raise ModelInitError(f"KIM model {self.kim_id} requires compute argument {arg}")
-            neigh = kimpy.neighlist.NeighList()
-            args.set_callback_pointer(kimpy.compute_callback_name.GetNeighborList,
-                                      kimpy.neighlist.get_neigh_kim(), neigh)
-            self._args[forces] = (args, neigh)
+            args.set_callback_pointer(kimpy.compute_callback_name.GetNeighborList, get_neigh_function(), self._view)
+            self._args[forces] = [args, None]
         return self._args[forces]
 
-    def compute(self, geom: "Geometry", forces: bool = False):
-        """Energy (eV, total) and optionally forces (eV/A, shape (n, 3)) of one configuration.
+    def _bind(self, args, frame: Frame, forces: bool):
+        """Point the compute arguments at the frame's buffers and this model's own (once per buffer move)."""
+        name = _kimpy().compute_argument_name
+        if len(self._codes) != frame.cap:
+            self._codes = np.zeros(frame.cap, dtype=np.intc)
+            self._forces = np.zeros((frame.cap, 3))
+        args.set_argument_pointer(name.numberOfParticles, self._count)
+        args.set_argument_pointer(name.particleSpeciesCodes, self._codes)
+        args.set_argument_pointer(name.particleContributing, frame.contributing)
+        args.set_argument_pointer(name.coordinates, frame.coords)
+        args.set_argument_pointer(name.partialEnergy, self._energy)
+        if forces:
+            args.set_argument_pointer(name.partialForces, self._forces)
 
-        Raises UnsupportedSpecies before calling the model, RuntimeError if the model fails.
+    def compute(self, frame: Frame, forces: bool = False):
+        """Energy (eV, total) and optionally forces (eV/Å, shape (n, 3)) of the frame's configuration.
+
+        Raises UnsupportedSpecies before calling the model, RuntimeError if the model fails,
+        ValueError if no neighbour list can be built (colliding atoms).
         """
-        kimpy = _kimpy()
-        missing = sorted(set(geom.symbols) - set(self.species))
-        if missing:
+        if not frame.species <= self._supported:
+            missing = sorted(frame.species - self._supported)
             raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id} "
                                      f"(supports {', '.join(sorted(self.species))})")
-        n = geom.n
-        keep = geom.padding_within(self.influence)
-        image = geom.image[keep]
-        coords = np.ascontiguousarray(geom.coords[keep])
-        codes = np.array([self.species[s] for s in geom.symbols], dtype=np.intc)[image]
-        total = len(codes)
-        contributing = np.zeros(total, dtype=np.intc)
-        contributing[:n] = 1
-        need = np.ones(total, dtype=np.intc) if self.padding_needs_neigh else contributing.copy()
-        args, neigh = self._compute_args(forces)
-        neigh.build(coords, self.influence, self.cutoffs, need)
-        energy = np.zeros(1, dtype=np.double)
-        f = np.zeros((total, 3), dtype=np.double)
-        name = kimpy.compute_argument_name
-        self._keep = (np.array([total], dtype=np.intc), codes, contributing, coords, energy, f)
-        args.set_argument_pointer(name.numberOfParticles, self._keep[0])
-        args.set_argument_pointer(name.particleSpeciesCodes, codes)
-        args.set_argument_pointer(name.particleContributing, contributing)
-        args.set_argument_pointer(name.coordinates, coords)
-        args.set_argument_pointer(name.partialEnergy, energy)
+        entry = self._compute_args(forces)
+        args = entry[0]
+        if entry[1] != frame.generation:
+            self._bind(args, frame, forces)
+            entry[1] = frame.generation
+        self._lists.build(frame)
+        count = frame.count(self.influence)
+        self._count[0] = count
+        np.take(self._code_of, frame.z[:count], out=self._codes[:count])
         if forces:
-            args.set_argument_pointer(name.partialForces, f)
+            self._forces[:count] = 0.0
         self.model.compute(args, False)
-        if not forces:
-            return float(energy[0]), None
-        folded = np.zeros((n, 3))
-        np.add.at(folded, image, f)
-        return float(energy[0]), folded
-
-
-class Geometry:
-    """A configuration with periodic padding (ghost images) built once for all models.
-
-    Padding reaches `influence` A beyond the cell; a model with a shorter influence distance
-    takes the subset of ghosts within its own reach (a superset of what it needs).
-    """
-
-    def __init__(self, symbols, positions, cell, pbc, influence: float):
-        self.symbols, self.n = list(symbols), len(symbols)
-        self.positions, self.cell, self.pbc = np.asarray(positions, float), np.asarray(cell, float), np.asarray(pbc)
-        coords = np.ascontiguousarray(positions, dtype=np.double)
-        pbc_i = np.asarray(pbc, dtype=np.intc)
-        self.image = np.arange(self.n)
-        self.overhang = np.zeros(self.n)
-        if pbc_i.any():
-            cell = np.ascontiguousarray(cell, dtype=np.double)
-            frac = np.linalg.solve(cell.T, coords.T).T
-            frac[:, pbc_i.astype(bool)] %= 1.0
-            coords = np.ascontiguousarray(frac @ cell)
-            pad, _, pad_image = _kimpy().neighlist.create_paddings(
-                influence, cell, pbc_i, coords, np.zeros(self.n, dtype=np.intc))
-            if len(pad_image):
-                pad = np.asarray(pad)
-                # distance (A) of each ghost beyond the cell, a lower bound of its distance to any atom
-                d_perp = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-                s = np.linalg.solve(cell.T, pad.T).T
-                beyond = (np.maximum(s - 1.0, 0.0) + np.maximum(-s, 0.0)) * d_perp * pbc_i  # periodic axes only
-                self.overhang = np.concatenate([self.overhang, beyond.max(axis=1)])
-                coords = np.concatenate([coords, pad])
-                self.image = np.concatenate([self.image, np.asarray(pad_image)])
-        self.coords = coords
-
-    def padding_within(self, influence: float) -> np.ndarray:
-        return self.overhang <= influence + 1e-9
+        energy = float(self._energy[0])
+        return energy, (frame.fold(count, self._forces) if forces else None)
 
 
 def silence_stdout():
@@ -182,11 +163,16 @@ def silence_stdout():
 def process_context():
     """Worker processes are forked where the platform can (fast start, models not re-imported),
     unless this process runs other Python threads (a Dask client's event loop, say): a fork
-    copies locks those threads may hold, and the child can wait on them for ever. Then forkserver."""
+    copies locks those threads may hold, and the child can wait on them for ever. Then forkserver,
+    its server importing kimlabel's evaluator once so that each worker does not (0.3-0.5 s each)."""
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["kimlabel.evaluator"])  # takes effect when the server starts
+    return context
 
 
 def flush_c_stdio():

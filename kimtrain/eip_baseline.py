@@ -32,14 +32,15 @@ class EIPBaseline:
         created once and kept in this process (a calculator calls this every MD step); an EIP
         failure on any configuration is an error naming it."""
         from kimlabel.evaluator import make_model
-        from kimlabel.session import Geometry, status_of
+        from kimlabel.neighbours import Frame
+        from kimlabel.session import status_of
         if getattr(self, "_model", None) is None:
             self._model = make_model(self.kim_id)  # a portable model, or a simulator model through LAMMPS
         energies, all_forces = [], []
+        frame = Frame(self._model.influence)
         for k, at in enumerate(atoms_list):
-            geom = Geometry(at.get_chemical_symbols(), at.get_positions(), at.get_cell()[:], at.get_pbc(),
-                            self._model.influence)
-            energy, f = self._model.compute(geom, forces)
+            frame.load(at.get_chemical_symbols(), at.get_positions(), at.get_cell()[:], at.get_pbc())
+            energy, f = self._model.compute(frame, forces)
             status = status_of(energy, len(at), f)
             if status != "ok":
                 raise ValueError(f"EIP {self.name} ({self.kim_id}) gave status {status!r} on configuration {k}")

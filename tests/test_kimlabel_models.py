@@ -3,7 +3,9 @@ models), finite differences, history."""
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk, diamond100
 from ase.calculators.kim import KIM
 
@@ -23,9 +25,26 @@ def slab_outside_cell():
     return slab
 
 
+def sheared(symbol, structure, a, repeat=(1, 1, 1)):
+    """A triclinic cell: a cubic cell sheared, atoms following, then rattled."""
+    at = bulk(symbol, structure, a=a, cubic=True).repeat(repeat)
+    at.set_cell(at.cell @ np.array([[1, 0.2, 0.1], [0, 1, 0.15], [0, 0, 1]]), scale_atoms=True)
+    at.rattle(0.05, seed=1)
+    return at
+
+
+def cluster():
+    """A Si cluster without a cell or periodicity."""
+    at = bulk("Si", "diamond", a=5.43, cubic=True)
+    return Atoms(at.symbols, positions=at.positions + 0.05 * np.random.default_rng(5).standard_normal((len(at), 3)))
+
+
+# small cells (the 2-atom and 1-atom primitive cells are shorter than the cutoffs), triclinic cells,
+# a slab outside its cell, a cluster with no cell: the periodic images are built by kimlabel
 SETS = {
-    "si": rattled("Si", n=3, seed=2) + [bulk("Si", "diamond", a=5.43), slab_outside_cell()],
-    "al": rattled("Al", "fcc", a=4.05, n=3, seed=3) + [bulk("Al", "fcc", a=4.05)],
+    "si": rattled("Si", n=3, seed=2) + [bulk("Si", "diamond", a=5.43), slab_outside_cell(),
+                                        sheared("Si", "diamond", 5.43), cluster()],
+    "al": rattled("Al", "fcc", a=4.05, n=3, seed=3) + [bulk("Al", "fcc", a=4.05), sheared("Al", "fcc", 4.05, (2, 2, 2))],
     "agau": agau_cells(3, seed=4),
 }
 
@@ -48,6 +67,9 @@ def reference_values(kim_id, frames):
     for at in frames:
         ref = at.copy()
         if is_simulator_model(kim_id) and not ref.pbc.all():
+            missing = [a for a in range(3) if not ref.pbc[a] and not ref.cell[a].any()]
+            if missing:  # LAMMPSlib needs a box: vacuum around the atoms (a translation)
+                ref.center(vacuum=3.0, axis=missing)
             ref.center(axis=[a for a in range(3) if not ref.pbc[a]])
         ref.calc = calc
         out.append((ref.get_potential_energy(), ref.get_forces()))
@@ -99,6 +121,22 @@ def test_forces_equal_finite_differences(system):
             fd = -(e_plus - e_minus) / (2 * h)
             analytic = f0[force_cols(name)[axis]].iloc[atom]
             assert abs(fd - analytic) < 2e-3 * max(1.0, abs(fd)), (name, atom, axis, fd, analytic)
+
+
+def test_a_missing_cell_vector_along_a_non_periodic_axis_is_not_needed():
+    """A slab periodic in x and y whose z cell vector is zero gets the energies and forces it gets
+    with a z vector (ASE's KIM calculator cannot pad such a cell; kimlabel makes no images along z)."""
+    with_vector = slab_outside_cell()
+    without = with_vector.copy()
+    without.cell[2] = 0.0
+    df = kimlabel.label([with_vector, without], "si", forces=True)
+    f = df.attrs["forces"]
+    for name in resolve("si"):
+        assert (df[status_col(name)] == "ok").all(), name
+        assert abs(df.loc[0, energy_col(name)] - df.loc[1, energy_col(name)]) < 1e-9, name
+        f0 = f[f.config_id == 0][force_cols(name)].to_numpy()
+        f1 = f[f.config_id == 1][force_cols(name)].to_numpy()
+        assert abs(f0 - f1).max() < 1e-9, name
 
 
 def test_meam_energy_does_not_depend_on_history():
