@@ -14,6 +14,7 @@ from distributed.client import CancelledError
 
 from .cluster import n_threads
 from .evaluator import worker_evaluator
+from .inputs import ConfigBatch
 from .model_check import check_models
 
 
@@ -36,10 +37,11 @@ def plugin_name(potentials: dict, forces: bool) -> str:
     return f"kimlabel-{digest}"
 
 
-def evaluate_on_worker(chunks, name: str):
-    """Evaluate chunks with this worker's Evaluator `name`; returns (rows, force column dicts) per chunk."""
+def evaluate_on_worker(batches, name: str):
+    """Evaluate chunks (ConfigBatch) with this worker's Evaluator `name`; returns (rows, force
+    column dicts) per chunk."""
     evaluator = get_worker().plugins[name].evaluator
-    return [evaluator.evaluate_chunk(chunk) for chunk in chunks]
+    return [evaluator.evaluate_chunk(batch.unpack()) for batch in batches]
 
 
 class DaskEngine:
@@ -62,7 +64,7 @@ class DaskEngine:
         """Done in __init__, before the workers are given the models."""
 
     def submit(self, chunks):
-        return self.client.submit(evaluate_on_worker, chunks, self.name, pure=False)
+        return self.client.submit(evaluate_on_worker, [ConfigBatch.pack(c) for c in chunks], self.name, pure=False)
 
     def restart(self):
         pass

@@ -162,6 +162,6 @@ def evaluate_chunk(chunk):
     return _WORKER.evaluate_chunk(chunk)
 
 
-def evaluate_chunks(chunks):
-    """evaluate_chunk for each of several chunks: one task, one result per chunk."""
-    return [_WORKER.evaluate_chunk(chunk) for chunk in chunks]
+def evaluate_chunks(batches):
+    """evaluate_chunk for each of several chunks (ConfigBatch): one task, one result per chunk."""
+    return [_WORKER.evaluate_chunk(batch.unpack()) for batch in batches]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
 import functools
+import gzip
 import hashlib
 import lzma
 import math
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
 
 
 class InputError(ValueError):
@@ -22,7 +23,7 @@ class InputError(ValueError):
 
 @dataclass
 class Config:
-    """A configuration in plain arrays (A, eV) that pickles cheaply to worker processes."""
+    """A configuration in plain arrays (Å, eV). Chunks travel to worker processes as a ConfigBatch."""
     config_id: int
     source: str
     index: int
@@ -41,6 +42,46 @@ class Config:
     def to_atoms(self):
         from ase import Atoms
         return Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+
+@dataclass
+class ConfigBatch:
+    """A chunk of Configs as a few flat arrays: pickles to worker processes several times faster
+    than the Config objects (three small arrays each)."""
+    meta: list  # (config_id, source, index, energy_ref, config_type) per configuration
+    n_atoms: np.ndarray
+    numbers: np.ndarray  # atomic numbers, all configurations concatenated
+    positions: np.ndarray  # (atoms, 3) Å
+    cells: np.ndarray  # (configurations, 3, 3) Å
+    pbc: np.ndarray  # (configurations, 3)
+    forces_ref: np.ndarray | None  # (atoms, 3) eV/Å, NaN where a configuration has none; None if none has
+
+    @classmethod
+    def pack(cls, configs) -> "ConfigBatch":
+        forces = None
+        if any(c.forces_ref is not None for c in configs):
+            forces = np.concatenate([c.forces_ref if c.forces_ref is not None else np.full((len(c.symbols), 3), math.nan)
+                                     for c in configs])
+        return cls(meta=[(c.config_id, c.source, c.index, c.energy_ref, c.config_type) for c in configs],
+                   n_atoms=np.array([len(c.symbols) for c in configs]),
+                   numbers=np.array([atomic_numbers[s] for c in configs for s in c.symbols], dtype=np.int16),
+                   positions=np.concatenate([c.positions for c in configs]),
+                   cells=np.array([c.cell for c in configs], dtype=float).reshape(-1, 3, 3),
+                   pbc=np.array([c.pbc for c in configs], dtype=bool).reshape(-1, 3), forces_ref=forces)
+
+    def unpack(self) -> list[Config]:
+        ends = np.cumsum(self.n_atoms).tolist()
+        symbols = [chemical_symbols[z] for z in self.numbers.tolist()]
+        out, start = [], 0
+        for k, (config_id, source, index, energy_ref, config_type) in enumerate(self.meta):
+            end = ends[k]
+            forces = None
+            if self.forces_ref is not None and not np.isnan(self.forces_ref[start]).all():
+                forces = self.forces_ref[start:end]
+            out.append(Config(config_id, source, index, symbols[start:end], self.positions[start:end],
+                              self.cells[k], self.pbc[k], energy_ref, config_type, forces))
+            start = end
+        return out
 
 
 @functools.lru_cache(maxsize=4096)

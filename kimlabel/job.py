@@ -61,7 +61,7 @@ class LabelJob:
     shard: tuple = (0, 1)
     energy_key: str | None = None
     csv: bool = False
-    chunk_size: int = 32
+    chunk_size: int = 256  # most configurations per chunk (and part file); at most 2,048 atoms past the first
     progress: bool = True
     scheduler: str | None = None  # Dask cluster (local:N, tcp://HOST:PORT, scheduler JSON) instead of `jobs`
     inputs_meta: list = field(default_factory=list)

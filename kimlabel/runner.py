@@ -12,9 +12,10 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
-from .evaluator import crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results, worker_failures
+from .evaluator import (crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results,
+                        worker_failures)
+from .inputs import ConfigBatch, from_atoms
 from .model_check import refuse
-from .inputs import from_atoms
 from .session import flush_c_stdio, process_context
 
 
@@ -33,6 +34,25 @@ def scratch_cwd():
 def batched(iterable, n):
     it = iter(iterable)
     while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+ATOMS_PER_CHUNK = 2048  # a chunk: about 1-10 ms of work per EIP; large cells go in fewer per chunk
+
+
+def chunked(configs, size: int, max_atoms: int = ATOMS_PER_CHUNK):
+    """Lists of at most `size` configurations and, past the first, at most `max_atoms` atoms:
+    small cells in large chunks (each chunk costs about a millisecond of inter-process traffic),
+    large cells in small ones (workers finish together)."""
+    chunk, atoms = [], 0
+    for cfg in configs:
+        n = len(cfg.symbols)
+        if chunk and (len(chunk) >= size or atoms + n > max_atoms):
+            yield chunk
+            chunk, atoms = [], 0
+        chunk.append(cfg)
+        atoms += n
+    if chunk:
         yield chunk
 
 
@@ -64,7 +84,7 @@ class ProcessEngine:
         refuse(failed)
 
     def submit(self, chunks):
-        return self.pool.submit(evaluate_chunks, chunks)
+        return self.pool.submit(evaluate_chunks, [ConfigBatch.pack(c) for c in chunks])
 
     def restart(self):
         self.pool.shutdown(cancel_futures=True)
@@ -118,7 +138,7 @@ def _engine(potentials, forces, jobs, scheduler, scratch):
 RESUBMITS = 3  # times a chunk cancelled by a cluster restart is submitted again
 
 
-def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32, scheduler=None):
+def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=256, scheduler=None):
     """Yield (rows, force dicts) per chunk of configs, in input order.
 
     Models run in worker processes (`jobs` here, or the workers of Dask `scheduler`), so a crash
@@ -129,7 +149,7 @@ def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=32, sc
     """
     with scratch_cwd() as tmp, _engine(potentials, forces, jobs, scheduler, tmp) as engine:
         engine.check()  # a model that cannot be created stops the run before any configuration is read
-        tasks = batched(batched(configs, chunk_size), engine.chunks_per_task)
+        tasks = batched(chunked(configs, chunk_size), engine.chunks_per_task)
         window, resubmitted = collections.deque(), collections.Counter()
         for task in itertools.chain(tasks, [None]):
             if task is not None:

@@ -44,16 +44,12 @@ class KIMModel:
         self.model = self._create(kimpy, base)
         if overrides:
             apply_overrides(self.model, base, overrides)
-        self.species = self._species_codes(kimpy, self.model)
         self.influence = float(self.model.get_influence_distance())
         cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
         self.cutoffs = np.asarray(cutoffs, dtype=np.double)
         self.padding_needs_neigh = not bool(np.all(hints))
-        self._supported = frozenset(self.species)
+        self._supported, self._species = frozenset(), None  # species learnt as configurations bring them
         self._code_of = np.full(len(chemical_symbols), -1, dtype=np.intc)  # atomic number -> species code
-        for symbol, code in self.species.items():
-            if symbol in atomic_numbers:
-                self._code_of[atomic_numbers[symbol]] = code
         self._count, self._energy = np.zeros(1, dtype=np.intc), np.zeros(1)
         self._codes, self._forces = np.zeros(0, dtype=np.intc), np.zeros((0, 3))
         self._lists, self._view, self._args = None, None, {}
@@ -81,6 +77,32 @@ class KIMModel:
             if supported:
                 codes[str(name)] = int(code)
         return codes
+
+    @property
+    def species(self) -> dict[str, int]:
+        """{symbol: KIM species code} of every species the model supports (asks the KIM API once)."""
+        if self._species is None:
+            self._species = self._species_codes(_kimpy(), self.model)
+        return self._species
+
+    def _learn_species(self, symbols):
+        """Look up the species codes of symbols not seen before (two KIM API calls each, rather
+        than one per KIM species name for every model at start-up); UnsupportedSpecies if one is not."""
+        kimpy = _kimpy()
+        missing = []
+        for symbol in sorted(set(symbols) - self._supported):
+            try:
+                supported, code = self.model.get_species_support_and_code(kimpy.species_name.SpeciesName(symbol))
+            except (RuntimeError, TypeError, ValueError):
+                supported = False
+            if supported and symbol in atomic_numbers:
+                self._code_of[atomic_numbers[symbol]] = code
+                self._supported = self._supported | {symbol}
+            else:
+                missing.append(symbol)
+        if missing:
+            raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id} "
+                                     f"(supports {', '.join(sorted(self.species))})")
 
     @classmethod
     def supported_species_of(cls, kim_id: str) -> list[str]:
@@ -132,9 +154,7 @@ class KIMModel:
         ValueError if no neighbour list can be built (colliding atoms).
         """
         if not frame.species <= self._supported:
-            missing = sorted(frame.species - self._supported)
-            raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id} "
-                                     f"(supports {', '.join(sorted(self.species))})")
+            self._learn_species(frame.species)
         entry = self._compute_args(forces)
         args = entry[0]
         if entry[1] != frame.generation:
