@@ -66,6 +66,7 @@ class Frame:
         self.generation, self.n, self.total, self.stamp = 0, 0, 0, 0
         self._contributing_n = self._symbols_key = None
         self.symbols, self.positions, self.cell, self.pbc = [], None, None, None
+        self._counts, self._codes = {}, {}  # per load: particles within a reach; per numbering: species codes
         self._alloc(64)
 
     def _alloc(self, cap: int):
@@ -76,6 +77,7 @@ class Frame:
         self.z = np.zeros(cap, dtype=np.intc)
         self.contributing = np.zeros(cap, dtype=np.intc)
         self.ptr = {k: getattr(self, k).ctypes.data for k in ("coords", "image", "overhang", "z", "contributing")}
+        self._codes = {}
         self.generation = next(_STAMPS)  # unique over all frames: bound pointers are never stale
 
     def load(self, symbols, positions, cell, pbc):
@@ -109,11 +111,28 @@ class Frame:
             self._z_atoms = np.fromiter((atomic_numbers[s] for s in key), dtype=np.intc, count=self.n)
             self.species, self._symbols_key = frozenset(key), key
         np.take(self._z_atoms, self.image[:total], out=self.z[:total])
+        self._counts.clear()
         return self
 
     def count(self, influence: float) -> int:
         """Particles a model reaching `influence` Å needs: the atoms and the images that close."""
-        return self.n + int(np.searchsorted(self.overhang[self.n: self.total], influence + 1e-9, side="right"))
+        count = self._counts.get(influence)
+        if count is None:
+            over = self.overhang[self.n: self.total]
+            count = self._counts[influence] = self.n + int(over.searchsorted(influence + 1e-9, side="right"))
+        return count
+
+    def species_codes(self, numbering: tuple, code_of: np.ndarray) -> np.ndarray:
+        """Every particle's KIM species code under one numbering ({symbol: code} as a sorted tuple;
+        code_of maps atomic numbers to codes): one buffer per numbering, shared by the models that
+        use it, filled once per load and kept until the buffers move."""
+        entry = self._codes.get(numbering)
+        if entry is None:
+            entry = self._codes[numbering] = [np.zeros(self.cap, dtype=np.intc), None]
+        if entry[1] != self.stamp:
+            code_of.take(self.z[: self.total], out=entry[0][: self.total])
+            entry[1] = self.stamp
+        return entry[0]
 
     def fold(self, n_particles: int, forces: np.ndarray) -> np.ndarray:
         """Forces (eV/Å) on the first n_particles particles summed onto their atoms, shape (n, 3)."""
@@ -132,7 +151,7 @@ class _Group:
     def add(self, address: int, reach: float):
         self.lists.append(address)
         self.reach.append(reach)
-        self.array = (ctypes.c_void_p * len(self.lists))(*self.lists)
+        self.array = ctypes.cast((ctypes.c_void_p * len(self.lists))(*self.lists), _p)
         self._reach = np.array(self.reach) + 1e-9
         self.P = np.zeros(len(self.lists), dtype=np.intc)
         self.R = np.zeros(len(self.lists), dtype=np.intc)
@@ -140,7 +159,7 @@ class _Group:
     def build(self, frame: Frame):
         self.P[:] = frame.n + np.searchsorted(frame.overhang[frame.n: frame.total], self._reach, side="right")
         self.R[:] = self.P if self.ghost_rows else frame.n
-        err = lib().kl_build(frame.total, frame.ptr["coords"], len(self.lists), ctypes.cast(self.array, _p),
+        err = lib().kl_build(frame.total, frame.ptr["coords"], len(self.lists), self.array,
                              self.P.ctypes.data, self.R.ctypes.data)
         if err:
             raise ValueError({1: "atoms closer than 1e-5 Å", 2: "atoms too far apart for a neighbour grid",

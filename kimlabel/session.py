@@ -49,9 +49,10 @@ class KIMModel:
         self.cutoffs = np.asarray(cutoffs, dtype=np.double)
         self.padding_needs_neigh = not bool(np.all(hints))
         self._supported, self._species = frozenset(), None  # species learnt as configurations bring them
+        self._numbering = ()  # ((symbol, code), ...) learnt so far: models with the same share code buffers
         self._code_of = np.full(len(chemical_symbols), -1, dtype=np.intc)  # atomic number -> species code
         self._count, self._energy = np.zeros(1, dtype=np.intc), np.zeros(1)
-        self._codes, self._forces = np.zeros(0, dtype=np.intc), np.zeros((0, 3))
+        self._forces = np.zeros((0, 3))
         self._lists, self._view, self._args = None, None, {}
 
     @staticmethod
@@ -98,6 +99,7 @@ class KIMModel:
             if supported and symbol in atomic_numbers:
                 self._code_of[atomic_numbers[symbol]] = code
                 self._supported = self._supported | {symbol}
+                self._numbering = tuple(sorted(self._numbering + ((symbol, int(code)),)))
             else:
                 missing.append(symbol)
         if missing:
@@ -133,14 +135,13 @@ class KIMModel:
             self._args[forces] = [args, None]
         return self._args[forces]
 
-    def _bind(self, args, frame: Frame, forces: bool):
+    def _bind(self, args, frame: Frame, codes: np.ndarray, forces: bool):
         """Point the compute arguments at the frame's buffers and this model's own (once per buffer move)."""
         name = _kimpy().compute_argument_name
-        if len(self._codes) != frame.cap:
-            self._codes = np.zeros(frame.cap, dtype=np.intc)
+        if len(self._forces) != frame.cap:
             self._forces = np.zeros((frame.cap, 3))
         args.set_argument_pointer(name.numberOfParticles, self._count)
-        args.set_argument_pointer(name.particleSpeciesCodes, self._codes)
+        args.set_argument_pointer(name.particleSpeciesCodes, codes)
         args.set_argument_pointer(name.particleContributing, frame.contributing)
         args.set_argument_pointer(name.coordinates, frame.coords)
         args.set_argument_pointer(name.partialEnergy, self._energy)
@@ -157,13 +158,13 @@ class KIMModel:
             self._learn_species(frame.species)
         entry = self._compute_args(forces)
         args = entry[0]
-        if entry[1] != frame.generation:
-            self._bind(args, frame, forces)
-            entry[1] = frame.generation
+        codes = frame.species_codes(self._numbering, self._code_of)
+        if entry[1] is not codes:  # new buffers (a larger configuration, or a newly learnt species)
+            self._bind(args, frame, codes, forces)
+            entry[1] = codes
         self._lists.build(frame)
         count = frame.count(self.influence)
         self._count[0] = count
-        np.take(self._code_of, frame.z[:count], out=self._codes[:count])
         if forces:
             self._forces[:count] = 0.0
         self.model.compute(args, False)
