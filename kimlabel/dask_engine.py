@@ -63,6 +63,9 @@ class DaskEngine:
     def check(self):
         """Done in __init__, before the workers are given the models."""
 
+    def confirm(self):
+        """Done in __init__."""
+
     def submit(self, chunks):
         return self.client.submit(evaluate_on_worker, [ConfigBatch.pack(c) for c in chunks], self.name, pure=False)
 

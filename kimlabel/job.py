@@ -125,9 +125,8 @@ class LabelJob:
         done = self._done_ids() if self.parts.exists() else set()
         n_total = 0
 
-        def todo():  # read once the models are checked, so a model that cannot run leaves no parts
+        def todo():
             nonlocal n_total
-            self._start_parts()
             for cfg in configs:
                 n_total += 1
                 if cfg.config_id % n_shard == i_shard and cfg.config_id not in done:
@@ -140,6 +139,7 @@ class LabelJob:
             for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size,
                                               self.scheduler):
                 first = rows[0]["config_id"]
+                self._start_parts()  # at the first result: a model that cannot run leaves no parts
                 if self.forces:
                     ftab = pa.Table.from_batches([pa.RecordBatch.from_pydict(f, schema=fschema) for f in frc])
                     self._write_atomic(ftab, self.parts / f"forces-{first:012d}.parquet")

@@ -76,9 +76,14 @@ class ProcessEngine:
         self.pool = _pool(*self._args)
 
     def check(self):
-        """Stop before any work, naming each model a worker could not create."""
+        """Ask a worker which models it could not create; confirm() waits for the answer, so the
+        first chunks can be read and queued while the workers create their models."""
+        self._check = self.pool.submit(worker_failures)
+
+    def confirm(self):
+        """Stop before any result is used, naming each model a worker could not create."""
         try:
-            failed = self.pool.submit(worker_failures).result()
+            failed = self._check.result()
         except BrokenProcessPool:
             raise RuntimeError(f"creating the models {', '.join(self.potentials)} crashed the process") from None
         refuse(failed)
@@ -148,13 +153,16 @@ def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=256, s
     memory stays flat however many configurations stream through.
     """
     with scratch_cwd() as tmp, _engine(potentials, forces, jobs, scheduler, tmp) as engine:
-        engine.check()  # a model that cannot be created stops the run before any configuration is read
+        engine.check()
         tasks = batched(chunked(configs, chunk_size), engine.chunks_per_task)
-        window, resubmitted = collections.deque(), collections.Counter()
+        window, resubmitted, confirmed = collections.deque(), collections.Counter(), False
         for task in itertools.chain(tasks, [None]):
             if task is not None:
                 window.append((task, engine.submit(task)))
             while window and (task is None or len(window) >= 2 * engine.width):
+                if not confirmed:  # a model that cannot be created stops the run before any result
+                    engine.confirm()
+                    confirmed = True
                 head, fut = window.popleft()
                 try:
                     results = fut.result()
@@ -193,11 +201,11 @@ def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_ke
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
     configs = (from_atoms(a, i, energy_key=energy_key) for i, a in enumerate(atoms_list))
-    rows, frc = [], []
+    frames, frc = [], []
     for r, f in evaluate_stream(configs, pots, forces, jobs, scheduler=scheduler):
-        rows += r
+        frames.append(pd.DataFrame(r, columns=table_schema(pots).names))  # while the workers compute
         frc += f
-    df = pd.DataFrame(rows, columns=table_schema(pots).names)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=table_schema(pots).names)
     if forces:
         fdf = pd.concat([pd.DataFrame(f) for f in frc], ignore_index=True) if frc else pd.DataFrame()
         df.attrs["forces"] = fdf.reindex(columns=forces_schema(pots).names)
