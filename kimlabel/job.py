@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from ase.formula import Formula
 from tqdm import tqdm
 
-from .files import replacing
+from .files import replacing, write_atomic
 from .inputs import file_sha256, iter_configs
 from .runner import evaluate_stream
 from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
@@ -94,6 +94,9 @@ class LabelJob:
         if not self.resume:
             raise FileExistsError(f"{self.parts} holds an interrupted run: pass --resume to continue "
                                   "it, or delete that folder to start again")
+        if not manifest.exists():
+            raise FileExistsError(f"{self.parts} has no manifest.json, so nothing says which command made it: "
+                                  "delete that folder to start again")
         differ = differences(json.loads(manifest.read_text()), self.manifest())
         if differ:
             raise ValueError(f"{self.parts}: cannot resume, this command's {differ} differ from the interrupted "
@@ -155,8 +158,9 @@ class LabelJob:
 
     def _start_parts(self):
         if not self.parts.exists():
+            manifest = json.dumps(self.manifest())  # first: a failure here leaves no parts folder behind
             self.parts.mkdir(parents=True)
-            (self.parts / "manifest.json").write_text(json.dumps(self.manifest()))
+            write_atomic(self.parts / "manifest.json", manifest)
 
     def _finalize(self, n_total: int) -> dict:
         meta = dict(self.manifest(), n_configs_total=n_total, **versions())

@@ -82,8 +82,11 @@ def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0
 def _refit(kim_id, data, split, out, params, forces_weight, maxiter) -> dict:
     configs = list(iter_configs(data))
     marks = pd.read_csv(split).set_index("config_id")["mark"]
-    if len(marks) != len(configs):
-        raise ValueError(f"{split}: {len(marks)} rows for {len(configs)} configurations in the data")
+    extra = marks.iloc[len(configs):]  # a split made with --pool-file lists the pool file's configurations after
+    if len(marks) < len(configs) or not (extra == "pool").all():
+        raise ValueError(f"{split}: {len(marks)} rows for {len(configs)} configurations in the data "
+                         "(and rows after them may only be the pool file's)")
+    marks = marks.iloc[: len(configs)]
     train = [c for c in configs if marks[c.config_id] == "train"]
     test = [c for c in configs if marks[c.config_id] == "test"]
     lacking = [c.config_id for c in train if not math.isfinite(c.energy_ref)

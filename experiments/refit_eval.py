@@ -1,0 +1,76 @@
+"""Refitted EIPs as labellers (issue 14): LA and MP with three KLIFF refits added to the demo set's
+nine EIPs, against the nine alone (results/si-demo), for split seeds 0, 1, 2.
+
+Each seed has its own split, so its own refits: fitted on that split's train marks only (the test
+marks never reach a labeller). Per seed: `kimtrain split` (the split `kimtrain experiment` makes
+for configs/si-demo-full.yaml), `kimlabel refit` of SW_Balamane (all non-cutoff parameters),
+EDIP (all) and Tersoff_T3 (A, B, lambda1, lambda2), then `kimtrain experiment` on the twelve EIPs.
+Finished steps are skipped, so the same command continues an interrupted run:
+    python experiments/refit_eval.py [--seeds 0,1,2] [--models soapnet] [--jobs 1]
+Results: results/si-demo-refit/ (kimtrain tables results --readme README.md lists them), with each
+seed's EIP report (test MAE of every EIP, refits included, after alignment on train).
+"""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+DATA = ["data/si_demo_dft.extxyz.gz"]
+POOL = "data/si_demo_pool.extxyz.gz"
+SPLIT = {"pool": 0.5, "train": 0.2, "val": 0.1, "test": 0.2}
+NINE = ["EDIP", "MEAM_Lenosky", "MEAM_Du", "SW_Balamane", "SW_Zhang1", "SW_Zhang2", "Tersoff_T2",
+        "Tersoff_T3", "Tersoff_ErhartAlbe"]
+REFITS = {"SW_Balamane": None, "EDIP": None, "Tersoff_T3": "A,B,lambda1,lambda2"}  # None: every non-cutoff one
+
+
+def run(*cmd):
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--models", default="soapnet")
+    p.add_argument("--jobs", default="1")
+    p.add_argument("--out", default="runs/refit-eval")
+    p.add_argument("--results", default="results")
+    args = p.parse_args()
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        out = Path(args.out) / f"seed{seed}"
+        out.mkdir(parents=True, exist_ok=True)
+        split = out / "split.csv"
+        if not split.exists():
+            run("kimtrain", "split", *DATA, "--pool-file", POOL, "--seed", str(seed),
+                *[a for k, v in SPLIT.items() for a in (f"--{k}", str(v))], "--stratify", "config_type", "--out", str(split))
+        refits = []
+        for name, params in REFITS.items():
+            path = out / name / "refit.yaml"  # NAME@.../refit.yaml: the refitted EIP is named NAME_refit
+            path.parent.mkdir(exist_ok=True)
+            if not path.exists():
+                run("kimlabel", "refit", name, "--data", *DATA, "--split", str(split), "--out", str(path),
+                    *(["--params", params] if params else []))
+            refits.append(f"{name}@{path.resolve()}")
+        here = Path.cwd()  # the experiment reads paths relative to its config file: give them whole
+        config = {"datasets": [{"name": "si-demo-refit", "data": [str(here / d) for d in DATA],
+                                "pool_file": str(here / POOL),
+                                "potentials": NINE + refits,
+                                "split": {**SPLIT, "stratify": "config_type"}}],
+                  "models": args.models.split(","), "strategies": ["la", "mp"], "seeds": [seed],
+                  "model": {"cutoff": 5.0}, "train": {"epochs": 100},
+                  "strategy": {"classifier_epochs": 50, "pretrain_epochs": 50}}
+        (out / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        run("kimtrain", "experiment", str(out / "experiment.yaml"), "--out", str(out), "--results", args.results,
+            "--jobs", args.jobs)
+        report = Path(args.results) / "si-demo-refit" / f"eip_report_seed{seed}.txt"  # test MAE before/after
+        print("+ kimtrain eip-report ... >", report, flush=True)
+        text = subprocess.run(["kimtrain", "eip-report", "--data", *DATA, POOL, "--table",
+                               str(out / "si-demo-refit" / "table.parquet"), "--split", str(split)],
+                              check=True, capture_output=True, text=True).stdout
+        report.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
