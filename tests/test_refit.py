@@ -24,7 +24,8 @@ def split(tmp_path_factory):
 def test_refit_lowers_the_train_error_and_its_file_is_a_labeller(split, tmp_path, capsys):
     out = tmp_path / "sw.yaml"
     capsys.readouterr()
-    assert main(["refit", "SW_Balamane", "--data", *DEMO, "--split", str(split), "--params", "A,lambda",
+    # the DFT file alone: the split's rows after its configurations are the pool file's
+    assert main(["refit", "SW_Balamane", "--data", DEMO[0], "--split", str(split), "--params", "A,lambda",
                  "--maxiter", "10", "--out", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["train_mae_per_atom_after"] < 0.9 * report["train_mae_per_atom_before"]
@@ -43,3 +44,11 @@ def test_cutoffs_are_never_fitted(split, tmp_path, capsys):
                  "--out", str(tmp_path / "x.yaml")]) == 2
     assert "cutoff sets SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004's cutoff" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_split_of_other_data_is_refused(split, tmp_path, capsys):
+    short = tmp_path / "short.csv"
+    pd.read_csv(split).head(100).to_csv(short, index=False)
+    assert main(["refit", "SW_Balamane", "--data", DEMO[0], "--split", str(short), "--params", "A",
+                 "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "100 rows for 400 configurations in the data" in capsys.readouterr().err
