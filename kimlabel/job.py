@@ -125,6 +125,7 @@ class LabelJob:
             raise FileExistsError(f"{self.out} exists: choose another --out, delete it first, or pass --resume "
                                   "(which keeps a finished table built by the same command)")
         configs = iter_configs(self.inputs, self.energy_key)
+        manifest = json.dumps(self.manifest())  # here: the inputs' paths are relative to this directory
         done = self._done_ids() if self.parts.exists() else set()
         n_total = 0
 
@@ -142,7 +143,7 @@ class LabelJob:
             for rows, frc in evaluate_stream(todo(), self.potentials, self.forces, self.jobs, self.chunk_size,
                                               self.scheduler):
                 first = rows[0]["config_id"]
-                self._start_parts()  # at the first result: a model that cannot run leaves no parts
+                self._start_parts(manifest)  # at the first result: a model that cannot run leaves no parts
                 if self.forces:
                     ftab = pa.Table.from_batches([pa.RecordBatch.from_pydict(f, schema=fschema) for f in frc])
                     self._write_atomic(ftab, self.parts / f"forces-{first:012d}.parquet")
@@ -153,12 +154,11 @@ class LabelJob:
             raise KeyboardInterrupt(f"interrupted: finished chunks are kept in {self.parts}; "
                                     "rerun the same command with --resume to continue") from None
         bar.close()
-        self._start_parts()
+        self._start_parts(manifest)
         return self._finalize(n_total)
 
-    def _start_parts(self):
+    def _start_parts(self, manifest: str):
         if not self.parts.exists():
-            manifest = json.dumps(self.manifest())  # first: a failure here leaves no parts folder behind
             self.parts.mkdir(parents=True)
             write_atomic(self.parts / "manifest.json", manifest)
 

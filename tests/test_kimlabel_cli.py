@@ -39,6 +39,20 @@ def test_label_table_schema_and_reference_energies(si_file, tmp_path):
     assert not list(tmp_path.glob("*.parts"))
 
 
+def test_relative_paths_are_read_from_the_working_directory(si_file, tmp_path, monkeypatch):
+    """Inputs, output and parameter files given relative to where the command runs (the models
+    themselves run from a scratch directory)."""
+    import shutil
+    shutil.copy(si_file, tmp_path / "in.extxyz")
+    (tmp_path / "sw.yaml").write_text("A: [16.0]\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("label", "in.extxyz", "--potentials", "EDIP,SW_Balamane@sw.yaml", "--out", "t.parquet",
+                   "--quiet") == 0
+    df = pd.read_parquet(tmp_path / "t.parquet")
+    assert len(df) == 60 and (df.status__SW_Balamane_sw == "ok").all()
+    assert read_metadata(tmp_path / "t.parquet")["inputs"][0]["path"] == "in.extxyz"
+
+
 def test_energy_key(tmp_path):
     frames = rattled(n=3, seed=9)
     for k, a in enumerate(frames):
