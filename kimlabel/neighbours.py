@@ -15,7 +15,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 _LIB = None
-_STAMPS = itertools.count(1)  # one per Frame.load, so lists know what they were built for
+_STAMPS = itertools.count(1)  # Frame loads and buffer generations: unique over all frames
 _p, _i, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
 
 
