@@ -9,6 +9,7 @@ import tempfile
 import numpy as np
 
 from .schema import energy_col, force_cols, status_col
+from .errors import ModelInitError
 from .neighbours import Frame, NeighbourLists
 from .session import KIMModel, UnsupportedSpecies, silence_stdout, status_of
 
@@ -126,7 +127,6 @@ _WORKER_FAILED: dict[str, str] = {}
 def creation_failures(potentials) -> dict[str, str]:
     """{name: why} for every EIP whose model cannot be created here (not installed, a simulator
     model whose LAMMPS pair style is missing...)."""
-    from .errors import ModelInitError
     failed = {}
     for name, kim_id in potentials.items():
         try:
@@ -148,7 +148,6 @@ def worker_evaluator(potentials, forces, scratch=None) -> Evaluator:
 def init_worker(potentials, forces, scratch=None):
     """Process-pool initializer: one Evaluator per worker process (worker_failures says if not)."""
     global _WORKER, _WORKER_FAILED
-    from .errors import ModelInitError
     try:
         _WORKER = worker_evaluator(potentials, forces, scratch)
     except ModelInitError:

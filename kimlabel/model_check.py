@@ -17,6 +17,11 @@ def _creatable(potentials) -> dict:
     return creation_failures(potentials)
 
 
+def crashed(potentials) -> RuntimeError:
+    """The error for a process that died while creating these models."""
+    return RuntimeError(f"creating the models {', '.join(potentials)} crashed the process")
+
+
 def refuse(failed: dict):
     """ValueError naming each model that could not be created, with why."""
     if failed:
@@ -31,5 +36,5 @@ def check_models(potentials):
         try:
             failed = pool.submit(_creatable, dict(potentials)).result()
         except BrokenProcessPool:
-            raise RuntimeError(f"creating the models {', '.join(potentials)} crashed the process") from None
+            raise crashed(potentials) from None
     refuse(failed)

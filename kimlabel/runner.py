@@ -15,7 +15,7 @@ import pandas as pd
 from .evaluator import (crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results,
                         worker_failures)
 from .inputs import ConfigBatch, from_atoms
-from .model_check import refuse
+from .model_check import crashed, refuse
 from .session import flush_c_stdio, process_context
 
 
@@ -85,7 +85,7 @@ class ProcessEngine:
         try:
             failed = self._check.result()
         except BrokenProcessPool:
-            raise RuntimeError(f"creating the models {', '.join(self.potentials)} crashed the process") from None
+            raise crashed(self.potentials) from None
         refuse(failed)
 
     def submit(self, chunks):
