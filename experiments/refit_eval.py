@@ -5,7 +5,8 @@ set or the shared Si set.
 Each seed has its own split, so its own refits: fitted on that split's train marks only (the test
 marks never reach a labeller). Per seed: `kimtrain split` (the split `kimtrain experiment` makes
 for configs/si-demo-full.yaml), `kimlabel refit` of SW_Balamane (all non-cutoff parameters),
-EDIP (all) and Tersoff_T3 (A, B, lambda1, lambda2), then `kimtrain experiment` on the twelve EIPs,
+EDIP (all) and Tersoff_T3 (A, B, lambda1, lambda2, keeping their signs: unbounded, B went below 0
+on the shared set's seed 2, where the model refuses to compute), then `kimtrain experiment` on the twelve EIPs,
 with the settings of configs/si-demo-full.yaml or configs/si.yaml. Finished steps are skipped, so
 the same command continues an interrupted run:
     python experiments/refit_eval.py [--set demo|si] [--seeds 0,1,2] [--models soapnet] [--jobs 1]
@@ -30,7 +31,8 @@ SETS = {  # name, DFT files, pool file, split fractions, model options (as in th
 }
 NINE = ["EDIP", "MEAM_Lenosky", "MEAM_Du", "SW_Balamane", "SW_Zhang1", "SW_Zhang2", "Tersoff_T2",
         "Tersoff_T3", "Tersoff_ErhartAlbe"]
-REFITS = {"SW_Balamane": None, "EDIP": None, "Tersoff_T3": "A,B,lambda1,lambda2"}  # None: every non-cutoff one
+REFITS = {"SW_Balamane": [], "EDIP": [],  # every non-cutoff parameter
+          "Tersoff_T3": ["--params", "A,B,lambda1,lambda2", "--keep-signs"]}
 
 
 def run(*cmd):
@@ -60,12 +62,11 @@ def main():
                 *[a for k, v in fractions.items() for a in (f"--{k}", str(v))], "--stratify", "config_type",
                 "--out", str(split))
         refits = []
-        for eip, params in REFITS.items():
+        for eip, options in REFITS.items():
             path = out / eip / "refit.yaml"  # EIP@.../refit.yaml: the refitted EIP is named EIP_refit
             path.parent.mkdir(exist_ok=True)
             if not path.exists():
-                run("kimlabel", "refit", eip, "--data", *data, "--split", str(split), "--out", str(path),
-                    *(["--params", params] if params else []))
+                run("kimlabel", "refit", eip, "--data", *data, "--split", str(split), "--out", str(path), *options)
             refits.append(f"{eip}@{path.resolve()}")
         dataset = {"name": dataset_name, "data": data, **({"pool_file": pool[1]} if pool else {}),
                    "potentials": NINE + refits, "split": {**fractions, "stratify": "config_type"}}

@@ -69,7 +69,8 @@ def cmd_refit(args):
     if len(pots) != 1:
         raise ValueError(f"refit takes one model, got the set {args.model!r} ({', '.join(pots)})")
     (name, kim_id), = pots.items()
-    report = refit(kim_id, args.data, args.split, args.out, args.params, args.forces_weight, args.maxiter)
+    report = refit(kim_id, args.data, args.split, args.out, args.params, args.forces_weight, args.maxiter,
+                   args.keep_signs)
     print(json.dumps(report, indent=1))
     print(f"wrote {args.out}: use it as --potentials {name}@{args.out}", file=sys.stderr)
 
@@ -116,6 +117,8 @@ def build_parser():
                                                     "non-cutoff one)")
     rf.add_argument("--forces-weight", type=float, default=0.0, help="weight of the force residuals (default 0)")
     rf.add_argument("--maxiter", type=int, default=100, help="L-BFGS-B iterations (default 100)")
+    rf.add_argument("--keep-signs", action="store_true", help="each fitted value keeps the sign of the model's own "
+                                                             "(bounds at 0)")
     rf.add_argument("--out", required=True, help="parameter YAML to write (never over an existing file)")
     rf.set_defaults(func=cmd_refit)
     return p

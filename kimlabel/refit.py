@@ -66,9 +66,14 @@ def _composition(configs, species) -> np.ndarray:
     return np.array([[c.symbols.count(s) for s in species] for c in configs], dtype=float)
 
 
-def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0, maxiter: int = 100) -> dict:
+def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0, maxiter: int = 100,
+          keep_signs: bool = False) -> dict:
     """Fit, write OUT (a parameter YAML, never over an existing file) and return a report: the
-    fitted parameters and per-atom energy MAE (eV/atom) on train and test before and after."""
+    fitted parameters and per-atom energy MAE (eV/atom) on train and test before and after.
+
+    keep_signs: every fitted value keeps the sign of the model's own (L-BFGS-B bounds at 0), so a
+    repulsive prefactor stays repulsive; a fit that would take Tersoff's B below 0, where the model
+    refuses to compute, stops at 0 instead. A fit whose bounds never bind is unchanged by them."""
     out = Path(out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} exists: choose another --out, or delete it first")
@@ -76,10 +81,10 @@ def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0
         raise ValueError(f"--forces-weight must be >= 0, got {forces_weight}")
     data, split = [str(Path(p).resolve()) for p in data], Path(split).resolve()
     with scratch_cwd():  # the KIM API writes kim.log to the working directory
-        return _refit(kim_id, data, split, out, params, forces_weight, maxiter)
+        return _refit(kim_id, data, split, out, params, forces_weight, maxiter, keep_signs)
 
 
-def _refit(kim_id, data, split, out, params, forces_weight, maxiter) -> dict:
+def _refit(kim_id, data, split, out, params, forces_weight, maxiter, keep_signs) -> dict:
     configs = list(iter_configs(data))
     marks = pd.read_csv(split).set_index("config_id")["mark"]
     extra = marks.iloc[len(configs):]  # a split made with --pool-file lists the pool file's configurations after
@@ -114,9 +119,10 @@ def _refit(kim_id, data, split, out, params, forces_weight, maxiter) -> dict:
                 report[f"{mark}_mae_per_atom_{label}"] = float(np.mean(np.abs(pred - ref)[ok] / n[ok]))
         return mu
 
-    report = {"model": kim_id, "n_train": len(train), "n_test": len(test)}
+    report = {"model": kim_id, "n_train": len(train), "n_test": len(test), "keep_signs": keep_signs}
     mu = scored("before", KIMModel(kim_id))  # the DFT energies are aligned with the unfitted model
-    report["parameters"] = _fit_with_kliff(kim_id, train, dft - comp @ mu, names, forces_weight, maxiter)
+    report["parameters"] = _fit_with_kliff(kim_id, train, dft - comp @ mu, names, forces_weight, maxiter,
+                                           keep_signs)
     write_atomic(out, yaml.safe_dump(report["parameters"], sort_keys=False))
     scored("after", KIMModel(f"{kim_id}@{out}"))
     return report
@@ -144,7 +150,13 @@ def _kliff():
     return Dataset, Weight, Calculator, Loss, KliffModel
 
 
-def _fit_with_kliff(kim_id, train, targets, names, forces_weight, maxiter) -> dict:
+def _sign_bound(value: float) -> list:
+    """KLIFF's setting of one value: free ("default"), or bounded by 0 on the side of its sign."""
+    return ["default", 0.0, np.inf] if value > 0 else ["default", -np.inf, 0.0] if value < 0 else \
+        ["default", -np.inf, np.inf]
+
+
+def _fit_with_kliff(kim_id, train, targets, names, forces_weight, maxiter, keep_signs) -> dict:
     Dataset, Weight, Calculator, Loss, KliffModel = _kliff()
     frames = []
     for c, energy in zip(train, targets):
@@ -155,7 +167,8 @@ def _fit_with_kliff(kim_id, train, targets, names, forces_weight, maxiter) -> di
         frames.append(at)
     model = KliffModel(kim_id)
     params = model.get_model_params()
-    model.set_opt_params(**{name: [["default"]] * len(np.atleast_1d(params[name])) for name in names})
+    model.set_opt_params(**{name: [_sign_bound(v) if keep_signs else ["default"] for v in np.atleast_1d(params[name])]
+                            for name in names})
     weight = Weight(energy_weight=1.0, forces_weight=forces_weight)
     dataset = Dataset.from_ase(ase_atoms_list=frames, weight=weight, energy_key="refit_energy",
                                forces_key="refit_forces" if forces_weight > 0 else "forces")
@@ -166,6 +179,7 @@ def _fit_with_kliff(kim_id, train, targets, names, forces_weight, maxiter) -> di
         loss.minimize(method="L-BFGS-B", options={"maxiter": maxiter})
     except Exception as err:  # kimpy raises KimPyError when a trial parameter set breaks the model
         raise RuntimeError(f"refit of {kim_id}: the fit reached parameters {', '.join(names)} where the model "
-                           f"fails ({str(err).strip() or type(err).__name__}); fit fewer parameters with --params") from err
+                           f"fails ({str(err).strip() or type(err).__name__}); fit fewer parameters with --params"
+                           + ("" if keep_signs else ", or keep their signs with --keep-signs")) from err
     fitted = model.get_model_params()
     return {name: np.asarray(fitted[name], dtype=float).ravel().tolist() for name in names}

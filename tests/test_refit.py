@@ -52,3 +52,28 @@ def test_a_split_of_other_data_is_refused(split, tmp_path, capsys):
     assert main(["refit", "SW_Balamane", "--data", DEMO[0], "--split", str(short), "--params", "A",
                  "--out", str(tmp_path / "x.yaml")]) == 2
     assert "100 rows for 400 configurations in the data" in capsys.readouterr().err
+
+
+def test_keep_signs_holds_a_parameter_at_zero_where_the_free_fit_crosses_it(split, tmp_path, capsys):
+    """SW_Balamane's cos(theta0) is -1/3; a free fit of every parameter takes it above 0 within 20
+    iterations, a fit with --keep-signs stops it at 0 and keeps every other sign too."""
+    from kimlabel.parameters import parameter_index
+    from kimlabel.registry import resolve
+    from kimlabel.session import KIMModel
+    model = KIMModel(resolve("SW_Balamane")["SW_Balamane"]).model
+    published = {k: model.get_parameter_double(i, 0) for k, (i, _, _) in parameter_index(model).items()}
+    assert published["costheta0"] == -1 / 3
+    fits = {}
+    for name, extra in (("free", []), ("signs", ["--keep-signs"])):
+        out = tmp_path / f"{name}.yaml"
+        capsys.readouterr()
+        assert main(["refit", "SW_Balamane", "--data", DEMO[0], "--split", str(split), "--maxiter", "20",
+                     "--out", str(out), *extra]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["keep_signs"] == bool(extra)
+        assert report["train_mae_per_atom_after"] < 0.5 * report["train_mae_per_atom_before"]
+        fits[name] = {k: v[0] for k, v in yaml.safe_load(out.read_text()).items()}
+    assert fits["free"]["costheta0"] > 0.01
+    assert fits["signs"]["costheta0"] == 0.0
+    for k, v in fits["signs"].items():
+        assert v * published[k] >= 0, (k, v, published[k])
