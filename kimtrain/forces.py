@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .graphs import collate
+from .graphs import in_batches
 
 
 def energy_and_forces(model, batch, training: bool = False):
@@ -69,9 +69,7 @@ def predict_forces(model, graphs, batch_size: int = 32, device=None):
     device = device or next(model.parameters()).device
     model.eval()
     energies, forces = [], []
-    for s in range(0, len(graphs), batch_size):
-        part = graphs[s:s + batch_size]
-        batch = collate(part).to(device)
+    for part, batch in in_batches(graphs, batch_size, device):
         e, f = energy_and_forces(model, batch)
         energies.append(e.detach().double().cpu().numpy())
         f = f.detach().double().cpu().numpy()

@@ -105,3 +105,11 @@ def collate(graphs, dtype=torch.float32) -> Batch:
         features=(torch.from_numpy(cat([g.features for g in graphs])).to(dtype)
                   if graphs[0].features is not None else None),
     )
+
+
+def in_batches(graphs, batch_size: int, device):
+    """(graphs of the batch, their Batch on `device`) for consecutive slices of batch_size graphs:
+    the one loop behind every batched inference (energies, classes, forces)."""
+    for start in range(0, len(graphs), batch_size):
+        part = graphs[start:start + batch_size]
+        yield part, collate(part).to(device)

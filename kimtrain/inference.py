@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .forces import force_metrics, predict_forces
-from .graphs import collate
+from .graphs import in_batches
 from .trainer import LabelledSet
 
 
@@ -16,8 +16,7 @@ def predict(model, graphs, batch_size: int = 64, device=None, output=None) -> np
     device = device or next(model.parameters()).device
     model.eval()
     output = output or (lambda m, batch: m(batch))
-    out = [output(model, collate(graphs[s:s + batch_size]).to(device)).double().cpu().numpy()
-           for s in range(0, len(graphs), batch_size)]
+    out = [output(model, batch).double().cpu().numpy() for _, batch in in_batches(graphs, batch_size, device)]
     return np.concatenate(out) if out else np.zeros((0, getattr(model, "n_out", 1)))
 
 
