@@ -8,11 +8,14 @@ of the summed energy), or of the first where that took over a minute. Ratios are
 force MSE, forces by autograd, then the double backward), with its cost as a ratio to the
 energy-only step measured in the same run; forces9 does the same with 9 output heads, fitting
 their forces as multi-task pretraining on 9 EIPs' forces does (one signed combination of the
-heads per configuration, kimtrain.forces.energy_and_projected_force_mse).
+heads per configuration, kimtrain.forces.energy_and_projected_force_mse). On the CPU, SchNet's
+force step runs twice: with its fused loops (the default) and on the PyTorch path
+(KIMTRAIN_FUSED=0), the peer of the fused one.
     python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
                                [--loss energy|forces|forces9]
 """
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -107,13 +110,20 @@ def main():
                              f"time {seconds / base_s:.1f}")
                 print(f"{system} ({pairs} pairs) {name} [{loss}]: {mb:.0f} MB, {seconds:.2f} s per step{ratio}",
                       flush=True)
+                if name == "schnet" and loss != "energy" and a.device == "cpu":
+                    torch_path = child(a, name, system, loss, {"KIMTRAIN_FUSED": "0"})
+                    if torch_path is not None:
+                        print(f"{system} ({pairs} pairs) {name} [{loss}, PyTorch path]: {torch_path[0]:.0f} MB, "
+                              f"{torch_path[1]:.2f} s per step; fused x PyTorch path: memory "
+                              f"{mb / torch_path[0]:.2f}, time {seconds / torch_path[1]:.2f}", flush=True)
 
 
-def child(a, name, system, loss):
-    """(MB, seconds, pairs) of one step in a fresh process, or None (printed why)."""
+def child(a, name, system, loss, env=None):
+    """(MB, seconds, pairs) of one step in a fresh process (with `env` added to its environment), or
+    None (printed why)."""
     try:
         out = subprocess.run([sys.executable, __file__, "--device", a.device, "--child", name, system, loss],
-                             capture_output=True, text=True, timeout=a.timeout)
+                             capture_output=True, text=True, timeout=a.timeout, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         print(f"{system} {name} [{loss}]: no result within {a.timeout:.0f} s", flush=True)
         return None

@@ -58,7 +58,7 @@ def profile(name, batches, graphs, show=True):
     split = defaultdict(float)
     for ev in prof.key_averages():
         cat = next((c for c, ops in CATEGORIES.items() if ev.key in ops), "other operators")
-        if "CFConv" in ev.key:  # kimtrain's fused loop (models/fused.py), forward and backward
+        if ev.key in ("_Conv", "_Scat", "_PDot"):  # kimtrain's fused loops (models/fused.py)
             cat = "fused convolution (interpolate, multiply, scatter)"
         split[cat] += ev.self_cpu_time_total / 1e6
     fb = times.pop("forward + backward")

@@ -68,7 +68,7 @@ class SchNet(AtomisticModel):
         d = batch.vectors().norm(dim=-1)
         i, j = batch.edge_i, batch.edge_j
         h = self.embedding(batch.numbers)
-        if self.filter == "tabulated" and can_fuse(h, d):  # CPU, no forces: one fused loop per block
+        if self.filter == "tabulated" and can_fuse(h):  # CPU: one fused loop per block (forces too)
             tables, k, t = self.filter_tables(d)
             for b, table in enumerate(tables):
                 h = h + self.f2out[b](fused_conv(self.in2f[b](h), table, i, j, k, t))
