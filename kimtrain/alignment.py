@@ -89,8 +89,8 @@ def eip_forces(table_path, labels: EIPLabels, n_atoms: np.ndarray, max_force: fl
     """
     path = forces_path(table_path)
     if not path.exists():
-        raise ValueError(f"{path} does not exist: pretraining on EIP forces needs a table labelled with "
-                         "`kimlabel label ... --forces` (or strategy.pretrain_force_weight 0)")
+        raise ValueError(f"{path} does not exist: EIP forces (strategy.pretrain_force_weight, "
+                         "strategy.augment_force_weight) need a table labelled with `kimlabel label ... --forces`")
     import pyarrow.parquet as pq
     cols = [c for name in labels.names for c in force_cols(name)]
     frame = pq.read_table(path, columns=["config_id", "atom", *cols]).to_pandas().sort_values(["config_id", "atom"])

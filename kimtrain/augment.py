@@ -64,7 +64,8 @@ def train_classifier(ctx, labels: EIPLabels, out, resume=False) -> ClassifierRes
 
 
 def augmented_labels(ctx, labels: EIPLabels, result: ClassifierResult, confidence: str | None = None):
-    """(pool ids, labels eV) of pool configurations predicted to an EIP with a usable energy.
+    """(pool ids, labels eV, picked EIP index) of pool configurations predicted to an EIP with a
+    usable energy.
 
     confidence: keep only the 'low', 'medium' or 'high' third by classifier confidence (Table 5 ablation).
     """
@@ -74,12 +75,12 @@ def augmented_labels(ctx, labels: EIPLabels, result: ClassifierResult, confidenc
     ids, cls, conf = pool[chosen], k[chosen], result.pool_confidence[chosen]
     values = labels.aligned[ids, cls]
     usable = np.isfinite(values)
-    ids, values, conf = ids[usable], values[usable], conf[usable]
+    ids, values, conf, cls = ids[usable], values[usable], conf[usable], cls[usable]
     if confidence:
         thirds = np.array_split(np.argsort(conf, kind="stable"), 3)
         keep = thirds[("low", "medium", "high").index(confidence)]
-        ids, values = ids[keep], values[keep]
-    return ids, values
+        ids, values, cls = ids[keep], values[keep], cls[keep]
+    return ids, values, cls
 
 
 def label_quality(ctx, ids, values, cut: float) -> dict:

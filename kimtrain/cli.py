@@ -30,7 +30,8 @@ def cmd_fit(a):
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
             "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
             "train.threads": a.threads, "strategy.eip": a.eip, "train.force_weight": a.force_weight,
-            "strategy.pretrain_force_weight": a.pretrain_force_weight}
+            "strategy.pretrain_force_weight": a.pretrain_force_weight,
+            "strategy.augment_force_weight": a.augment_force_weight}
     from . import ddp
     run = load(a.config, over)
     if not run.data or not run.split:
@@ -121,6 +122,8 @@ def build_parser():
                                                       "energies only)")
     f.add_argument("--pretrain-force-weight", type=float, help="mp, mp+la: weight of the EIP forces in pretraining "
                                                                "(needs a table labelled with --forces)")
+    f.add_argument("--augment-force-weight", type=float, help="la, mp+la: weight of the picked EIP's forces in the "
+                                                              "augmented labels' Tukey term (needs --forces tables)")
     f.add_argument("--seed", type=int)
     f.add_argument("--device", help="auto, cpu, cuda")
     f.add_argument("--config", help="YAML with any option; flags override it")

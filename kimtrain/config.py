@@ -53,7 +53,8 @@ class StrategyConfig:
     warmup: float = 0.1         # fraction of steps of slanted-triangular warm-up
     max_energy_per_atom: float = 200.0  # eV/atom: EIP labels above are masked in pretraining
     pretrain_force_weight: float = 0.0  # MP: weight of the EIP forces (kimlabel --forces table) in pretraining
-    max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked in pretraining
+    max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked (pretraining, augmented labels)
+    augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
     confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third
@@ -81,7 +82,7 @@ POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "so
                       "n_radial", "n_spherical", "triplet_size", "triplet_chunk"),
             "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
             "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom", "max_force")}
-NON_NEGATIVE = {"train": ("force_weight",), "strategy": ("pretrain_force_weight",)}
+NON_NEGATIVE = {"train": ("force_weight",), "strategy": ("pretrain_force_weight", "augment_force_weight")}
 FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}
 CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"),
            ("strategy", "confidence"): (None, "low", "medium", "high")}

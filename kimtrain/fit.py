@@ -24,6 +24,8 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
     check_forces_model(run.model.name, run.train.force_weight, "train.force_weight")
     if strategy.pretraining:
         check_forces_model(run.model.name, run.strategy.pretrain_force_weight, "strategy.pretrain_force_weight")
+    if strategy.classifier:
+        check_forces_model(run.model.name, run.strategy.augment_force_weight, "strategy.augment_force_weight")
     out = Path(run.out)
     if ddp.is_main():
         out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,8 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                **({"force_weight": run.train.force_weight} if run.train.force_weight else {}),
                **({"pretrain_force_weight": run.strategy.pretrain_force_weight}
                   if strategy.pretraining and run.strategy.pretrain_force_weight else {}),
+               **({"augment_force_weight": run.strategy.augment_force_weight}
+                  if strategy.classifier and run.strategy.augment_force_weight else {}),
                **test_metrics(strategy.scoring_context(ctx, extra), model), **extra, "device": device_name(model),
                "finished": time.strftime("%Y-%m-%d")}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))

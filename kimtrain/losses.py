@@ -22,6 +22,12 @@ def masked_mse(pred, target, n_atoms, per_atom: bool = True):
     return (r[mask] ** 2).mean()
 
 
+def finite_mse(r):
+    """Mean of the squared finite residuals (0 when none is finite): plain MSE in place of Tukey."""
+    r = r[torch.isfinite(r)]
+    return (r ** 2).mean() if r.numel() else r.sum() * 0.0
+
+
 def tukey_biweight(r, c: float = TUKEY_C):
     """Tukey's biweight loss of residuals r, scaled by s = 1.4826 * median absolute residual of the batch.
 

@@ -45,9 +45,10 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
     labels = align(frame, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
     report, start, aux = {"eips": ",".join(labels.names)}, None, None
-    if pretraining and run.strategy.pretrain_force_weight > 0:
+    augment_forces = classifier and run.strategy.augment_force_weight > 0
+    if (pretraining and run.strategy.pretrain_force_weight > 0) or augment_forces:
         labels.forces, masked = eip_forces(run.table, labels, ctx.data.n_atoms, run.strategy.max_force)
-        report["pretrain_force_masked_atoms"] = masked
+        report["pretrain_force_masked_atoms" if pretraining else "eip_force_masked_atoms"] = masked
     if pretraining:
         start, pre_best = pretrain(ctx, labels, common / "pretrain", reuse)
         first, last = pretrain_losses(common / "pretrain")
@@ -57,8 +58,9 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
         start = for_finetuning(start)
     if classifier:
         result = train_classifier(ctx, labels, common / "classifier", reuse)
-        ids, values = augmented_labels(ctx, labels, result, run.strategy.confidence)
-        aux = ctx.subset(ids, values)
+        ids, values, picked = augmented_labels(ctx, labels, result, run.strategy.confidence)
+        forces = [labels.forces[i][:, k:k + 1] for i, k in zip(ids, picked)] if augment_forces else None
+        aux = ctx.subset(ids, values, forces)
         report.update(classifier_val_accuracy=result.val_accuracy, classifier_val_chance=result.val_chance,
                       **label_quality(ctx, ids, values, run.strategy.cut))
     return Prepared(start, aux, report, labels, meta.get("models", {}))

@@ -13,7 +13,7 @@ from .data import Dataset, load_dataset
 from .error_tables import errors_by_config_type, force_errors, prediction_frames
 from .forces import energy_and_forces, energy_and_projected_force_mse, force_mse, predict_forces
 from .graphs import collate
-from .losses import masked_mse, residuals, tukey_biweight
+from .losses import finite_mse, masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
 from .models.factory import model_meta, new_model, prepare_graphs
 from .models.registry import get as get_model
@@ -79,9 +79,11 @@ def load_context(run: RunConfig, split=None) -> Context:
 
 
 def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: float = 0.0, tukey: bool = True,
-                     batch_size: int = 32, seed: int = 0, force_weight: float = 0.0):
+                     batch_size: int = 32, seed: int = 0, force_weight: float = 0.0, aux_force_weight: float = 0.0):
     """MSE on DFT batches (plus force_weight * force-component MSE when the batch carries forces),
-    plus alpha * Tukey biweight (or MSE) on a batch of augmented labels.
+    plus alpha * Tukey biweight (or MSE) on a batch of augmented labels: of their energies, plus
+    aux_force_weight times that of their force components when `aux` carries the picked EIP's
+    forces (eV/Å; NaN components, masked like pretraining's, count as absent).
 
     The augmented batch at each step is drawn from a generator seeded by the step, so resumed
     runs see the same batches. Mean losses per batch carry the paper's n_train / n_aug factor.
@@ -99,9 +101,16 @@ def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: floa
         if aux is not None and len(aux) and alpha > 0:
             g = torch.Generator().manual_seed(seed * 1_000_003 + step)
             pick = torch.randint(len(aux), (min(batch_size, len(aux)),), generator=g).numpy()
-            ab = collate([aux.graphs[i] for i in pick]).to(batch.positions.device)
-            r = residuals(model(ab), as_targets(aux.targets[pick]).to(ab.positions.device), ab.n_atoms, per_atom)
-            loss = loss + alpha * (tukey_biweight(r) if tukey else (r[torch.isfinite(r)] ** 2).mean())
+            device = batch.positions.device
+            ab = collate([aux.graphs[i] for i in pick]).to(device)
+            robust = tukey_biweight if tukey else finite_mse
+            with_forces = aux_force_weight > 0 and aux.forces is not None
+            energy, forces = energy_and_forces(model, ab, training=True) if with_forces else (model(ab), None)
+            term = robust(residuals(energy, as_targets(aux.targets[pick]).to(device), ab.n_atoms, per_atom))
+            if with_forces:
+                target = torch.from_numpy(np.concatenate([aux.forces[i] for i in pick])).float().to(device)
+                term = term + aux_force_weight * robust((forces - target).reshape(-1))
+            loss = loss + alpha * term
         return loss
     return objective
 
@@ -118,7 +127,7 @@ def train_energy(ctx: Context, out, model=None, aux: LabelledSet | None = None, 
     model = model if model is not None else new_model(run.model, 1, ctx.graphs, train.graphs, run.train.seed)
     set_reference(model, [ctx.data.atoms[i] for i in train_ids], ctx.dft[train_ids], ctx.species)
     objective = energy_objective(run.train.loss == "per_atom", aux, alpha, run.strategy.tukey,
-                                 run.train.batch_size, run.train.seed, weight)
+                                 run.train.batch_size, run.train.seed, weight, run.strategy.augment_force_weight)
     meta = {**model_meta(run.model, 1, ctx.graphs, ctx.species), **(meta_extra or {})}
     val = ctx.subset(val_ids, ctx.dft[val_ids], ctx.data.forces_of(val_ids) if weight > 0 else None)
     validate = energy_validator(val, run.train.batch_size, weight)

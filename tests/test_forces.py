@@ -145,6 +145,63 @@ def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
     assert "force MAE (eV/Å)" in (out / "results.md").read_text()
 
 
+def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_table, tmp_path):
+    """LA with strategy.augment_force_weight: an experiment variant trains and records it; each
+    augmented configuration carries the forces its picked EIP has in the kimlabel table; the
+    objective adds w x Tukey biweight of the force components; other strategies refuse the option."""
+    spec = demo_spec()
+    spec["datasets"][0]["table"] = str(demo_table)
+    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 2, "pool_max": 120,
+                     "alphas": [1.0], "models": ["schnet"]}
+    spec["strategies"] = []
+    spec["variants"] = {"la(aug F) +F": {"strategy": "la", "train.force_weight": 1.0, "augment_force_weight": 1.0}}
+    spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
+    config = tmp_path / "aug.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "exp"
+    assert main(["experiment", str(config), "--out", str(out), "--quick", "--threads", "2"]) == 0
+    row = pd.read_csv(out / "results.csv").set_index("strategy").loc["la(aug F) +F"]
+    assert row.augment_force_weight == 1.0 and np.isfinite(row.test_force_mae) and row.n_selected > 0
+
+    # the augmented set's forces are the picked EIP's, as the table has them
+    from kimtrain import strategies
+    from kimtrain.augment import augmented_labels, train_classifier
+    from kimtrain.task import load_context
+    seed_dir = out / "si-demo" / "schnet" / "seed0"
+    (config_path,) = seed_dir.glob("la*aug*/config.yaml")
+    run = load(config_path)
+    ctx = load_context(run)
+    prepared = strategies.get("la").prepare(ctx, run.out, True, seed_dir / "shared")
+    labels = prepared.labels
+    ids, values, picked = augmented_labels(ctx, labels, train_classifier(ctx, labels, seed_dir / "shared" / "classifier",
+                                                                         resume=True))
+    assert len(prepared.aux) == len(ids) > 0 and np.allclose(prepared.aux.targets[:, 0], values)
+    table = pq.read_table(forces_path(demo_table)).to_pandas().set_index(["config_id", "atom"])
+    for n in range(0, len(ids), max(1, len(ids) // 5)):
+        name = labels.names[picked[n]]
+        raw = table.loc[int(ids[n])][[f"f{c}__{name}" for c in "xyz"]].to_numpy(dtype=float)
+        assert prepared.aux.forces[n].shape == (len(raw), 1, 3)
+        assert np.allclose(prepared.aux.forces[n][:, 0], raw, equal_nan=True)
+
+    # the force term of the objective, for one augmented configuration (every step picks it)
+    from kimtrain.losses import tukey_biweight
+    from kimtrain.forces import energy_and_forces
+    from kimtrain.trainer import LabelledSet
+    from kimtrain.models.factory import new_model
+    model = new_model(run.model, 1, ctx.graphs, ctx.graphs[:20], 0)
+    energy, forces = energy_and_forces(model, collate(prepared.aux.graphs[:1]))
+    # energy targets equal to the model's own energies, so the force term is all that is left
+    one = LabelledSet(prepared.aux.graphs[:1], energy.detach().double().numpy(), prepared.aux.forces[:1])
+    batch = collate(ctx.graphs[:4])
+    targets = model(batch).detach()
+    with_f, without_f = (energy_objective(True, one, alpha=1.0, aux_force_weight=w)(model, batch, targets, 0).item()
+                         for w in (0.5, 0.0))
+    by_hand = tukey_biweight((forces - torch.from_numpy(one.forces[0]).float()).reshape(-1)).item()
+    assert by_hand > 1e-3 and without_f < 1e-9 and with_f == pytest.approx(0.5 * by_hand, rel=1e-5)
+    with pytest.raises(ValueError, match="strategy mp has no augmented labels"):
+        strategies.get("mp").prepare(ctx, run.out, True, seed_dir / "shared")
+
+
 def test_soapnet_refuses_forces_before_any_work(si, tmp_path, capsys):
     assert main(["fit", "--data", si["data"], "--split", si["split"], "--model", "soapnet", "--force-weight", "1",
                  "--out", str(tmp_path / "s")]) == 2

@@ -50,6 +50,9 @@ class Strategy:
             run.strategy.alpha = float(metrics["alpha"])
 
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
+        if ctx.run.strategy.augment_force_weight > 0 and not self.classifier:
+            raise ValueError(f"strategy.augment_force_weight {ctx.run.strategy.augment_force_weight}: strategy "
+                             f"{self.name} has no augmented labels (la and mp+la have)")
         return prepare(ctx, out, self.pretraining, self.classifier, resume, shared, self.uses_table)
 
     def scoring_context(self, ctx, report: dict):
