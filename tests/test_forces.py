@@ -78,6 +78,22 @@ def demo_table(tmp_path_factory):
     return out
 
 
+def quick_experiment(demo_table, tmp_path, strategies: list, variants: dict):
+    """A quick demo-set experiment of small SchNets on the table with forces: (its folder, results.csv
+    by row label)."""
+    spec = demo_spec()
+    spec["datasets"][0]["table"] = str(demo_table)
+    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 4, "pool_max": 120,
+                     "alphas": [1.0], "models": ["schnet"]}
+    spec["strategies"], spec["variants"] = strategies, variants
+    spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
+    config = tmp_path / "experiment.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "exp"
+    assert main(["experiment", str(config), "--out", str(out), "--quick", "--threads", "2"]) == 0
+    return out, pd.read_csv(out / "results.csv").set_index("strategy")
+
+
 def test_eip_forces_mask_bad_entries_and_a_masked_entry_adds_nothing_to_the_loss(demo_table, tmp_path):
     data = load_dataset(DEMO)
     frame, _ = load_eip_table(demo_table, len(data))
@@ -124,18 +140,8 @@ def test_eip_forces_mask_bad_entries_and_a_masked_entry_adds_nothing_to_the_loss
 
 
 def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
-    spec = demo_spec()
-    spec["datasets"][0]["table"] = str(demo_table)
-    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 4, "pool_max": 120,
-                     "alphas": [1.0], "models": ["schnet"]}
-    spec["strategies"] = ["baseline"]
-    spec["variants"] = {"mp(EIP F) +F": {"strategy": "mp", "train.force_weight": 1.0, "pretrain_force_weight": 1.0}}
-    spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
-    config = tmp_path / "forces.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "exp"
-    assert main(["experiment", str(config), "--out", str(out), "--quick", "--threads", "2"]) == 0
-    results = pd.read_csv(out / "results.csv").set_index("strategy")
+    out, results = quick_experiment(demo_table, tmp_path, ["baseline"], {
+        "mp(EIP F) +F": {"strategy": "mp", "train.force_weight": 1.0, "pretrain_force_weight": 1.0}})
     row = results.loc["mp(EIP F) +F"]
     assert row.pretrain_loss_last < row.pretrain_loss_first
     assert row.force_weight == 1.0 and row.pretrain_force_weight == 1.0 and row.test_force_mae > 0
@@ -149,18 +155,9 @@ def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_ta
     """LA with strategy.augment_force_weight: an experiment variant trains and records it; each
     augmented configuration carries the forces its picked EIP has in the kimlabel table; the
     objective adds w x Tukey biweight of the force components; other strategies refuse the option."""
-    spec = demo_spec()
-    spec["datasets"][0]["table"] = str(demo_table)
-    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 2, "pool_max": 120,
-                     "alphas": [1.0], "models": ["schnet"]}
-    spec["strategies"] = []
-    spec["variants"] = {"la(aug F) +F": {"strategy": "la", "train.force_weight": 1.0, "augment_force_weight": 1.0}}
-    spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
-    config = tmp_path / "aug.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "exp"
-    assert main(["experiment", str(config), "--out", str(out), "--quick", "--threads", "2"]) == 0
-    row = pd.read_csv(out / "results.csv").set_index("strategy").loc["la(aug F) +F"]
+    out, results = quick_experiment(demo_table, tmp_path, [], {
+        "la(aug F) +F": {"strategy": "la", "train.force_weight": 1.0, "augment_force_weight": 1.0}})
+    row = results.loc["la(aug F) +F"]
     assert row.augment_force_weight == 1.0 and np.isfinite(row.test_force_mae) and row.n_selected > 0
 
     # the augmented set's forces are the picked EIP's, as the table has them
