@@ -8,7 +8,7 @@ import pandas as pd
 
 from kimlabel.schema import eip_names, energy_col, force_cols, forces_path, read_table, status_col
 
-from .reference import fit_species_reference, reference_energy
+from .reference import fit_species_reference, species_offset_energy
 
 
 @dataclass
@@ -50,7 +50,7 @@ def align(table: pd.DataFrame, atoms_list, dft: np.ndarray, train_idx, species, 
             continue
         mu = fit_species_reference(train_atoms, diff, species)
         offsets[name] = mu
-        aligned[:, k] = np.where(ok[:, k], raw[:, k] + reference_energy(atoms_list, mu), np.nan)
+        aligned[:, k] = np.where(ok[:, k], raw[:, k] + species_offset_energy(atoms_list, mu), np.nan)
     return EIPLabels(names, np.where(ok, raw, np.nan), ok, aligned, offsets)
 
 

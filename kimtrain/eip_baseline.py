@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .reference import reference_energy
+from .reference import species_offset_energy
 
 
 @dataclass
@@ -46,5 +46,5 @@ class EIPBaseline:
                 raise ValueError(f"EIP {self.name} ({self.kim_id}) gave status {status!r} on configuration {k}")
             energies.append(energy)
             all_forces.append(f)
-        energies = np.asarray(energies) + reference_energy(atoms_list, self.offsets)
+        energies = np.asarray(energies) + species_offset_energy(atoms_list, self.offsets)
         return energies, (all_forces if forces else None)

@@ -26,8 +26,9 @@ def fit_species_reference(atoms_list, energies, species: list[str]) -> dict[str,
     return dict(zip(species, mu))
 
 
-def reference_energy(atoms_list, mu: dict[str, float]) -> np.ndarray:
-    """sum_s n_s mu_s for each configuration (eV)."""
+def species_offset_energy(atoms_list, mu: dict[str, float]) -> np.ndarray:
+    """sum_s n_s mu_s for each configuration (eV): the per-species offsets of a composition (not a
+    DFT energy, which kimlabel calls the reference energy)."""
     species = list(mu)
     return composition(atoms_list, species) @ np.array([mu[s] for s in species])
 
@@ -40,7 +41,7 @@ def set_reference(model, atoms_list, targets: np.ndarray, species: list[str]):
     n_atoms = np.array([len(a) for a in atoms_list])
     for k in range(targets.shape[1]):
         mu = fit_species_reference(atoms_list, targets[:, k], species)
-        resid = (targets[:, k] - reference_energy(atoms_list, mu)) / n_atoms
+        resid = (targets[:, k] - species_offset_energy(atoms_list, mu)) / n_atoms
         for s, v in mu.items():
             model.species_ref[atomic_numbers[s], k] = v
         model.scale[k] = float(np.nanstd(resid)) if np.isfinite(resid).sum() > 1 else 1.0

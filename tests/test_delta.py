@@ -14,7 +14,7 @@ from kimtrain.calculator import load_model
 from kimtrain.cli import main
 from kimtrain.evaluate import evaluate
 from kimtrain.graphs import build_graph, collate
-from kimtrain.reference import reference_energy
+from kimtrain.reference import species_offset_energy
 from kimtrain.splits import read_split
 
 from conftest import REPO
@@ -58,7 +58,7 @@ def test_delta_predictions_are_network_plus_eip(delta_run):
     net = model(batch)[0, 0]
     (grad,) = torch.autograd.grad(net, batch.positions)
     table = kimlabel.label([atoms], {eip["name"]: eip["kim_id"]}, forces=True)
-    e_eip = table[f"energy__{eip['name']}"].iloc[0] + reference_energy([atoms], eip["offsets"])[0]
+    e_eip = table[f"energy__{eip['name']}"].iloc[0] + species_offset_energy([atoms], eip["offsets"])[0]
     f_eip = table.attrs["forces"][[f"f{c}__{eip['name']}" for c in "xyz"]].to_numpy()
     atoms.calc = Calculator(out, device="cpu")
     assert atoms.get_potential_energy() == pytest.approx(float(net.detach()) + e_eip, abs=1e-4)
