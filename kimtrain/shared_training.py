@@ -45,10 +45,11 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
     labels = align(frame, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
     report, start, aux = {"eips": ",".join(labels.names)}, None, None
+    pretrain_forces = pretraining and run.strategy.pretrain_force_weight > 0
     augment_forces = classifier and run.strategy.augment_force_weight > 0
-    if (pretraining and run.strategy.pretrain_force_weight > 0) or augment_forces:
+    if pretrain_forces or augment_forces:
         labels.forces, masked = eip_forces(run.table, labels, ctx.data.n_atoms, run.strategy.max_force)
-        report["pretrain_force_masked_atoms" if pretraining else "eip_force_masked_atoms"] = masked
+        report["pretrain_force_masked_atoms" if pretrain_forces else "eip_force_masked_atoms"] = masked
     if pretraining:
         start, pre_best = pretrain(ctx, labels, common / "pretrain", reuse)
         first, last = pretrain_losses(common / "pretrain")

@@ -108,8 +108,7 @@ def energy_objective(per_atom: bool, aux: LabelledSet | None = None, alpha: floa
             energy, forces = energy_and_forces(model, ab, training=True) if with_forces else (model(ab), None)
             term = robust(residuals(energy, as_targets(aux.targets[pick]).to(device), ab.n_atoms, per_atom))
             if with_forces:
-                target = torch.from_numpy(np.concatenate([aux.forces[i] for i in pick])).float().to(device)
-                term = term + aux_force_weight * robust((forces - target).reshape(-1))
+                term = term + aux_force_weight * robust((forces - aux.batch_forces(pick).to(device)).reshape(-1))
             loss = loss + alpha * term
         return loss
     return objective

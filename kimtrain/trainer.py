@@ -39,6 +39,10 @@ class LabelledSet:
     def n_atoms(self):
         return np.array([len(g.numbers) for g in self.graphs])
 
+    def batch_forces(self, idx) -> torch.Tensor:
+        """Forces of configurations idx, atoms concatenated in batch order: (sum n_i, k, 3) float32, eV/Å."""
+        return torch.from_numpy(np.concatenate([self.forces[i] for i in idx])).float()
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -64,7 +68,7 @@ def batches(data: LabelledSet, batch_size: int, generator: torch.Generator | Non
             mine, weight = idx[:1], 0.0
         batch = collate([data.graphs[i] for i in mine])
         if data.forces is not None:
-            batch.forces = torch.from_numpy(np.concatenate([data.forces[i] for i in mine])).float()
+            batch.forces = data.batch_forces(mine)
         yield batch, as_targets(data.targets[mine]), weight
 
 
