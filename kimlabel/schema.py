@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 STATUSES = ("ok", "unsupported_species", "model_error", "nonfinite", "above_limit")
+ENERGY_LIMIT = 200.0  # eV/atom: an EIP energy with larger |E|/atom is flagged above_limit
 META_KEY = b"kimlabel"
 BASE_FIELDS = [
     ("config_id", pa.int64()), ("source", pa.string()), ("index", pa.int64()),

@@ -20,8 +20,8 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from .errors import ModelInitError, UnsupportedSpecies  # noqa: F401 (raised here, imported from here)
 from .neighbours import Frame, NeighbourLists, get_neigh_function
+from .schema import ENERGY_LIMIT
 
-ENERGY_LIMIT = 200.0  # eV/atom: larger |E|/atom is flagged above_limit
 
 
 def _kimpy():

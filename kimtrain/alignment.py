@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kimlabel.schema import eip_names, energy_col, force_cols, forces_path, read_table, status_col
+from kimlabel.schema import ENERGY_LIMIT, eip_names, energy_col, force_cols, forces_path, read_table, status_col
 
 from .reference import fit_species_reference, species_offset_energy
 
@@ -31,8 +31,8 @@ def load_eip_table(path, n_configs: int) -> tuple[pd.DataFrame, dict]:
     return df, meta
 
 
-def align(table: pd.DataFrame, atoms_list, dft: np.ndarray, train_idx, species, limit: float = 200.0,
-          names=None) -> EIPLabels:
+def align(table: pd.DataFrame, atoms_list, dft: np.ndarray, train_idx, species,
+          limit: float = ENERGY_LIMIT, names=None) -> EIPLabels:
     """Aligned EIP energies for every configuration, offsets fitted on train_idx (DFT known there)."""
     names = list(names or eip_names(table.columns))
     n_atoms = np.array([len(a) for a in atoms_list])

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from kimlabel.schema import ENERGY_LIMIT
+
 
 @dataclass
 class ModelConfig:
@@ -51,7 +53,7 @@ class StrategyConfig:
     classifier_epochs: int = 50
     pretrain_epochs: int = 50
     warmup: float = 0.1         # fraction of steps of slanted-triangular warm-up
-    max_energy_per_atom: float = 200.0  # eV/atom: EIP labels above are masked in pretraining
+    max_energy_per_atom: float = ENERGY_LIMIT  # eV/atom: EIP labels above are masked in pretraining
     pretrain_force_weight: float = 0.0  # MP: weight of the EIP forces (kimlabel --forces table) in pretraining
     max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked (pretraining, augmented labels)
     augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
