@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from kimlabel.files import replacing
+
+from . import ddp
 from .alignment import EIPLabels
 from .inference import predict
 from .models.base import Classifier
@@ -57,10 +61,29 @@ def train_classifier(ctx, labels: EIPLabels, out, resume=False) -> ClassifierRes
     Trainer(model, run.train, out, objective, validate, "val_error_rate", epochs=run.strategy.classifier_epochs,
             warmup=run.strategy.warmup).fit(train, resume)
     pool = ctx.idx["pool"]
-    cls, conf = classify(model, [ctx.graphs[i] for i in pool], run.train.batch_size)
-    pred_va, _ = classify(model, val_graphs, run.train.batch_size)
+    cls, conf, pred_va = _predictions(model, ctx, pool, va, Path(out))
     chance = float((y_va == np.bincount(y_tr).argmax()).mean())
     return ClassifierResult(cls, conf, float((pred_va == y_va).mean()), chance)
+
+
+def _predictions(model, ctx, pool, val, out: Path):
+    """(pool classes, their confidences, validation classes) of the trained classifier in out,
+    kept in out/predictions.npz: every LA weight alpha (a task of its own) reuses them instead of
+    classifying the pool again. Kept predictions count only for the same best.pt and the same
+    pool and validation configurations. Under torchrun, rank 0 alone keeps them."""
+    kept = out / "predictions.npz"
+    stamp = (out / "best.pt").stat().st_mtime_ns if ddp.is_main() else None
+    if stamp is not None and kept.exists():
+        with np.load(kept) as f:
+            if int(f["best_mtime_ns"]) == stamp and np.array_equal(f["pool"], pool) and np.array_equal(f["val"], val):
+                return f["pool_class"], f["pool_confidence"], f["val_class"]
+    batch_size = ctx.run.train.batch_size
+    cls, conf = classify(model, [ctx.graphs[i] for i in pool], batch_size)
+    pred_va, _ = classify(model, [ctx.graphs[i] for i in val], batch_size)
+    if stamp is not None:
+        with replacing(kept) as tmp, open(tmp, "wb") as f:
+            np.savez(f, best_mtime_ns=stamp, pool=pool, val=val, pool_class=cls, pool_confidence=conf, val_class=pred_va)
+    return cls, conf, pred_va
 
 
 def augmented_labels(ctx, labels: EIPLabels, result: ClassifierResult, confidence: str | None = None):

@@ -43,3 +43,40 @@ def test_quick_experiment_on_demo_set(tmp_path):
     again = pd.read_csv(out / "results.csv")
     assert len(again) == n_rows and set(again.model) == {"schnet", "soapnet", "(EIP)"}
     assert "## si-demo / soapnet" in (out / "results.md").read_text()
+
+
+def test_the_la_alphas_reuse_the_classifiers_kept_pool_predictions(tmp_path):
+    """The classifier's pool and validation predictions are kept beside its best.pt and every LA
+    alpha reads them; they are used only while that best.pt is the one that made them."""
+    import os
+
+    from kimtrain import strategies
+    from kimtrain.augment import train_classifier
+    from kimtrain.config import load
+    from kimtrain.task import load_context
+    spec = demo_spec()
+    spec["strategies"] = ["la"]
+    spec["quick"] = {"epochs": 2, "classifier_epochs": 3, "pool_max": 120, "alphas": [0.1, 1.0], "models": ["schnet"]}
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "exp"
+    assert main(["experiment", str(config), "--out", str(out), "--quick"]) == 0
+    seed_dir = out / "si-demo" / "schnet" / "seed0"
+    folder = seed_dir / "shared" / "classifier"
+    kept = dict(np.load(folder / "predictions.npz"))
+    run = load(seed_dir / "la" / "config.yaml")
+    ctx = load_context(run)
+    assert np.array_equal(kept["pool"], ctx.idx["pool"]) and len(kept["pool_class"]) == len(ctx.idx["pool"])
+    labels = strategies.get("la").prepare(ctx, run.out, True, seed_dir / "shared").labels
+
+    def classes():
+        return train_classifier(ctx, labels, folder, resume=True).pool_class
+
+    (folder / "predictions.npz").unlink()
+    assert np.array_equal(classes(), kept["pool_class"])  # classified again: the same classes, kept again
+    other = dict(kept, pool_class=(kept["pool_class"] + 1) % (len(labels.names) + 1))
+    np.savez(folder / "predictions.npz", **other)
+    assert np.array_equal(classes(), other["pool_class"])  # read, not recomputed
+    stamp = (folder / "best.pt").stat().st_mtime_ns
+    os.utime(folder / "best.pt", ns=(stamp + 10**9, stamp + 10**9))  # a newer best.pt: predictions are stale
+    assert np.array_equal(classes(), kept["pool_class"])
