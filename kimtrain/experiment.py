@@ -32,7 +32,7 @@ from .splits import indices, make_split, nested_subset, train_counts, write_spli
 from .models import get as get_model
 from .models import names as model_names
 from .strategies import get as get_strategy
-from .shared_training import prepare
+from .shared_training import prepare, pretrain_folder
 
 QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 150, "seeds": [0],
          "alphas": [0.1, 1.0], "models": None}
@@ -232,11 +232,8 @@ def _with_options(run, opts: dict, label: str):
 
 
 def _shared(seed_dir: Path, run) -> Path:
-    """The folder of the pretraining and classifier that runs on the same split, EIPs and
-    pretraining force weight share."""
-    name = "shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips)
-    w = run.strategy.pretrain_force_weight
-    return seed_dir / (name + (f"_F{w:g}" if w else ""))
+    """The folder of the pretrainings and the classifier that runs on the same split and EIPs share."""
+    return seed_dir / ("shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips))
 
 
 def _choice_from(run, label: str, spec: dict, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
@@ -269,7 +266,7 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
         shared_rel = Path(p.shared).relative_to(out)
         needs = []
         if strategy.pretraining:
-            needs.append(add(f"{shared_rel}/pretrain", _task_prepare, (p.run, True, False, p.shared)))
+            needs.append(add(f"{shared_rel}/{pretrain_folder(p.run)}", _task_prepare, (p.run, True, False, p.shared)))
         if strategy.classifier:
             needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, False, True, p.shared)))
         if p.choice_from:

@@ -33,7 +33,8 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
     reuse) the pretraining and / or the classifier on ctx.
 
     shared: a folder where the pretrained model and the classifier are kept and reused by other
-    strategies on the same split (mp and mp+la share one pretraining, la and mp+la one classifier).
+    strategies on the same split and EIPs (mp and mp+la share one pretraining per pretraining force
+    weight, la and mp+la one classifier).
     """
     if not (pretraining or classifier or table):
         return Prepared(None, None, {})
@@ -51,8 +52,9 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
         labels.forces, masked = eip_forces(run.table, labels, ctx.data.n_atoms, run.strategy.max_force)
         report["pretrain_force_masked_atoms" if pretrain_forces else "eip_force_masked_atoms"] = masked
     if pretraining:
-        start, pre_best = pretrain(ctx, labels, common / "pretrain", reuse)
-        first, last = pretrain_losses(common / "pretrain")
+        folder = common / pretrain_folder(run)
+        start, pre_best = pretrain(ctx, labels, folder, reuse)
+        first, last = pretrain_losses(folder)
         report.update(pretrain_loss_first=first, pretrain_loss_last=last,
                       pretrain_val_eip_mae_per_atom=pre_best["val_eip_mae_per_atom"])
         torch.manual_seed(run.train.seed)  # the fresh head's weights depend on the seed alone
@@ -65,6 +67,13 @@ def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False,
         report.update(classifier_val_accuracy=result.val_accuracy, classifier_val_chance=result.val_chance,
                       **label_quality(ctx, ids, values, run.strategy.cut))
     return Prepared(start, aux, report, labels, meta.get("models", {}))
+
+
+def pretrain_folder(run) -> str:
+    """The pretraining's folder name inside the shared folder: one per pretraining force weight
+    (`pretrain`, `pretrain_F1`), while the classifier (`classifier`) serves them all."""
+    w = run.strategy.pretrain_force_weight
+    return "pretrain" + (f"_F{w:g}" if w else "")
 
 
 def variant_dir(out, prepared: Prepared, alpha: float) -> Path:

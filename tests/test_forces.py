@@ -146,9 +146,27 @@ def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
     assert row.pretrain_loss_last < row.pretrain_loss_first
     assert row.force_weight == 1.0 and row.pretrain_force_weight == 1.0 and row.test_force_mae > 0
     assert np.isfinite(results.loc["baseline", "test_force_mae"])  # energy-only runs report forces too
-    shared = out / "si-demo" / "schnet" / "seed0" / "shared_F1" / "pretrain" / "history.csv"
-    assert shared.exists()  # its own pretraining, not the energy-only one
+    shared = out / "si-demo" / "schnet" / "seed0" / "shared"
+    assert (shared / "pretrain_F1" / "history.csv").exists()  # its own pretraining, not the energy-only one
     assert "force MAE (eV/Å)" in (out / "results.md").read_text()
+
+
+def test_variants_with_eip_forces_share_the_classifier_and_pretrain_apart(tmp_path):
+    """The experiment's plan: mp+la with and without EIP forces in pretraining train one classifier
+    (it does not depend on the pretraining) and two pretrainings, each run waiting on its own."""
+    from kimtrain.config import from_dict
+    from kimtrain.experiment import PlannedRun, _shared, _with_options, plan_tasks
+    run = from_dict({"data": ["si.extxyz"], "table": "si.parquet", "model": {"name": "schnet"}})
+    planned = []
+    for label, w in (("mp+la +F", 0.0), ("mp+la(EIP F) +F", 1.0)):
+        r = _with_options(run, {"strategy": "mp+la", "train.force_weight": 1.0, "pretrain_force_weight": w,
+                                "alpha": 0.1}, label)
+        r.out = str(tmp_path / "seed0" / label)
+        planned.append(PlannedRun("si", "schnet", 0, label, r, _shared(tmp_path / "seed0", r)))
+    tasks = {t.name: t.needs for t in plan_tasks(planned, tmp_path, None)}
+    assert tasks == {"seed0/shared/pretrain": [], "seed0/shared/pretrain_F1": [], "seed0/shared/classifier": [],
+                     "seed0/mp+la +F": ["seed0/shared/pretrain", "seed0/shared/classifier"],
+                     "seed0/mp+la(EIP F) +F": ["seed0/shared/pretrain_F1", "seed0/shared/classifier"]}
 
 
 def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_table, tmp_path):
