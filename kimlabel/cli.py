@@ -19,7 +19,7 @@ def _shard(text):
 
 
 def cmd_models(args):
-    from .registry import models_for_species
+    from .discovery import models_for_species
     found = models_for_species(args.species)
     if args.json:
         print(json.dumps(found, indent=1))

@@ -153,7 +153,7 @@ def test_meam_energy_does_not_depend_on_history():
 
 
 def test_models_listing_reads_species_from_kim_api():
-    from kimlabel.registry import models_for_species
+    from kimlabel.discovery import models_for_species
     si = {m["kim_id"] for m in models_for_species(["Si"])}
     assert set(resolve("si").values()) <= si
     assert not any("_Al__" in k for k in si)
