@@ -78,12 +78,46 @@ def demo_table(tmp_path_factory):
     return out
 
 
-def quick_experiment(demo_table, tmp_path, strategies: list, variants: dict):
+def test_delta_learns_dft_minus_eip_forces(demo_table, tmp_path, capsys):
+    """Δ-learning on a table with EIP forces: the residual forces are DFT minus the EIP's, the test
+    force error is that of network + EIP, and train.force_weight trains on them; a table without
+    EIP forces is refused by name before any work."""
+    out, results = quick_experiment(demo_table, tmp_path, [], {
+        "delta": {"strategy": "delta", "eip": "SW_Balamane"},
+        "delta +F": {"strategy": "delta", "eip": "SW_Balamane", "train.force_weight": 1.0}}, epochs=8)
+    energy_only, with_forces = results.loc["delta"], results.loc["delta +F"]
+    assert energy_only.eip == with_forces.eip == "SW_Balamane" and with_forces.force_weight == 1.0
+    assert with_forces.test_force_mae < 0.95 * energy_only.test_force_mae, (with_forces, energy_only)
+    history = pd.read_csv(out / "si-demo" / "schnet" / "seed0" / "delta_+F" / "eip_SW_Balamane" / "history.csv")
+    assert history.val_force_mae.iloc[-1] < 0.95 * history.val_force_mae.iloc[0]  # it learns the residual forces
+
+    from kimtrain import strategies
+    from kimtrain.strategies.delta import residual_context
+    from kimtrain.task import load_context
+    run = load(out / "si-demo" / "schnet" / "seed0" / "delta_+F" / "config.yaml")
+    ctx = load_context(run)
+    delta = strategies.get("delta")
+    rctx = residual_context(ctx, delta.prepare(ctx, run.out).labels, "SW_Balamane")
+    table = pq.read_table(forces_path(demo_table)).to_pandas().set_index(["config_id", "atom"])
+    for i in ctx.idx["train"][:3]:
+        eip = table.loc[int(i)][[f"f{c}__SW_Balamane" for c in "xyz"]].to_numpy(dtype=float)
+        assert np.abs(eip).max() > 0.1  # the EIP's forces really enter
+        np.testing.assert_allclose(rctx.data.forces[i], ctx.data.forces[i] - eip)
+
+    bare = tmp_path / "bare.parquet"
+    bare.write_bytes(demo_table.read_bytes())  # the energy table without its forces file
+    assert main(["fit", "--data", *DEMO, "--split", run.split, "--table", str(bare), "--strategy", "delta",
+                 "--eip", "SW_Balamane", "--force-weight", "1", "--out", str(tmp_path / "refused")]) == 2
+    assert f"{bare} has none" in capsys.readouterr().err
+    assert not (tmp_path / "refused" / "eip_SW_Balamane").exists()
+
+
+def quick_experiment(demo_table, tmp_path, strategies: list, variants: dict, epochs: int = 2):
     """A quick demo-set experiment of small SchNets on the table with forces: (its folder, results.csv
     by row label)."""
     spec = demo_spec()
     spec["datasets"][0]["table"] = str(demo_table)
-    spec["quick"] = {"epochs": 2, "classifier_epochs": 2, "pretrain_epochs": 4, "pool_max": 120,
+    spec["quick"] = {"epochs": epochs, "classifier_epochs": 2, "pretrain_epochs": 4, "pool_max": 120,
                      "alphas": [1.0], "models": ["schnet"]}
     spec["strategies"], spec["variants"] = strategies, variants
     spec["model"] = {**(spec.get("model") or {}), "hidden": 32, "n_layers": 2}
