@@ -189,14 +189,14 @@ def test_variants_with_eip_forces_share_the_classifier_and_pretrain_apart(tmp_pa
     """The experiment's plan: mp+la with and without EIP forces in pretraining train one classifier
     (it does not depend on the pretraining) and two pretrainings, each run waiting on its own."""
     from kimtrain.config import from_dict
-    from kimtrain.experiment import PlannedRun, _shared, _with_options, plan_tasks
+    from kimtrain.plan import PlannedRun, plan_tasks, shared_folder, with_options
     run = from_dict({"data": ["si.extxyz"], "table": "si.parquet", "model": {"name": "schnet"}})
     planned = []
     for label, w in (("mp+la +F", 0.0), ("mp+la(EIP F) +F", 1.0)):
-        r = _with_options(run, {"strategy": "mp+la", "train.force_weight": 1.0, "pretrain_force_weight": w,
+        r = with_options(run, {"strategy": "mp+la", "train.force_weight": 1.0, "pretrain_force_weight": w,
                                 "alpha": 0.1}, label)
         r.out = str(tmp_path / "seed0" / label)
-        planned.append(PlannedRun("si", "schnet", 0, label, r, _shared(tmp_path / "seed0", r)))
+        planned.append(PlannedRun("si", "schnet", 0, label, r, shared_folder(tmp_path / "seed0", r)))
     tasks = {t.name: t.needs for t in plan_tasks(planned, tmp_path, None)}
     assert tasks == {"seed0/shared/pretrain": [], "seed0/shared/pretrain_F1": [], "seed0/shared/classifier": [],
                      "seed0/mp+la +F": ["seed0/shared/pretrain", "seed0/shared/classifier"],

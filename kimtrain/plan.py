@@ -1,0 +1,171 @@
+"""An experiment's plan: the labelled runs (strategies, variants, ablations), the folders their
+shared trainings go to, the task graph `kimtrain experiment` runs (in worker processes or on Dask),
+and the task functions themselves.
+
+Every run of a split shares one folder (`shared`, or `shared_<EIPs>` for an EIP subset) holding
+its pretrainings (`pretrain`, `pretrain_F<w>` with EIP forces) and its LA classifier.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kimlabel.files import write_atomic
+
+from .config import check
+from .fit import run_fit
+from .parallel import Task
+from .shared_training import prepare, pretrain_folder
+from .strategies import get as get_strategy
+from .task import load_context
+
+
+def labelled_runs(spec: dict, ablations: dict):
+    """(label, options) for the main strategies, the config's variants and the requested ablations.
+    Options are strategy fields, or dotted `section.field` names (train.force_weight)."""
+    for s in spec["strategies"]:
+        yield s, {"strategy": s}
+    for label, opts in (spec.get("variants") or {}).items():
+        yield label, dict(opts)
+    if ablations.get("tukey"):
+        yield "la (MSE, no Tukey)", {"strategy": "la", "tukey": False}
+    for third in ("low", "medium", "high") if ablations.get("confidence") else ():
+        yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
+
+
+@dataclass
+class PlannedRun:
+    """One row of the results table: a strategy (or ablation) for one dataset, model and split seed."""
+    dataset: str
+    model: str
+    seed: int
+    label: str
+    run: object            # RunConfig; run.out is the run's folder
+    shared: Path           # folder of the pretraining and classifier shared with sibling runs
+    choice_from: str | None = None  # adopt the alpha / EIP chosen by this run's metrics.json
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.run.out) / "metrics.json"
+
+
+def with_options(run, opts: dict, label: str):
+    """A copy of run with a run's options set: strategy fields, or `section.field` names; unknown
+    names and bad values stop the experiment, naming the run."""
+    r = copy.deepcopy(run)
+    for key, value in opts.items():
+        section, name = key.split(".", 1) if "." in key else ("strategy", key)
+        target = getattr(r, section, None)
+        if section not in ("model", "train", "strategy") or not hasattr(target, name):
+            raise ValueError(f"experiment run {label!r}: unknown option {key!r}")
+        setattr(target, name, value)
+    return check(r, f"experiment run {label!r}")
+
+
+def shared_folder(seed_dir: Path, run) -> Path:
+    """The folder of the pretrainings and the classifier that runs on the same split and EIPs share."""
+    return seed_dir / ("shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips))
+
+
+def choice_from(run, label: str, spec: dict, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
+    """The metrics.json whose choice (LA alpha, Δ EIP) this run adopts instead of choosing on
+    validation itself: an ablation takes its seed's main LA alpha; a learning-curve point takes the
+    choice of the same strategy on the full train set (same validation marks, one choice per seed)."""
+    if label not in spec["strategies"] and label not in (spec.get("variants") or {}):  # an ablation
+        return str(seed_dir / "la" / "metrics.json") if run.strategy.alpha is None else None
+    if seed_dir != full_dir and len(get_strategy(run.strategy.strategy).variants(run)) > 1:
+        return str(full_dir / folder / "metrics.json")
+    return None
+
+
+def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[Task]:
+    """The trainings of the unfinished runs: shared pretrainings and classifiers first, then one
+    task per fine-tuning (per alpha), then each run's selection; ablations wait for the main LA run."""
+    tasks, names = [], set()
+
+    def add(name, fn, args, needs=()):
+        if name not in names:
+            names.add(name)
+            tasks.append(Task(name, fn, args, list(needs)))
+        return name
+
+    fit_name = {p.run.out: str(Path(p.run.out).relative_to(out)) for p in planned}
+    for p in planned:
+        if p.metrics_path.exists():
+            continue
+        strategy = get_strategy(p.run.strategy.strategy)
+        shared_rel = Path(p.shared).relative_to(out)
+        needs = []
+        if strategy.pretraining:
+            needs.append(add(f"{shared_rel}/{pretrain_folder(p.run)}", _task_prepare, (p.run, True, False, p.shared)))
+        if strategy.classifier:
+            needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, False, True, p.shared)))
+        if p.choice_from:
+            chooser = str(Path(p.choice_from).parent)
+            if chooser in fit_name and not Path(p.choice_from).exists():
+                needs.append(fit_name[chooser])
+        elif len(strategy.variants(p.run)) > 1:  # one task per variant; the run's task then selects
+            shared_needs = list(needs)
+            for v in strategy.variants(p.run):
+                needs.append(add(f"{fit_name[p.run.out]} {strategy.variant_name(v)}", _task_variant,
+                                 (p.run, v, p.shared), shared_needs))
+        rel = Path(p.run.out).relative_to(out)
+        add(fit_name[p.run.out], _task_fit, (p, kept / rel if kept else None), needs)
+    return tasks
+
+
+def restore(p: PlannedRun, out: Path, kept: Path | None):
+    """A run finished in an earlier sitting (its metrics.json kept under RESULTS) counts as done here."""
+    if kept is None or p.metrics_path.exists():
+        return
+    saved = kept / Path(p.run.out).relative_to(out) / "metrics.json"
+    if saved.exists():
+        p.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("dataset", "label")}
+        write_atomic(p.metrics_path, json.dumps(metrics, indent=1))
+
+
+_CONTEXTS = {}  # data, split and model inputs per (data, split, model config), loaded once per process
+
+
+def remember_contexts(contexts: dict):
+    """Contexts the experiment loaded while planning (keyed by context_key): tasks run in this
+    process (--jobs 1) use them instead of loading the data again."""
+    _CONTEXTS.update(contexts)
+
+
+def context_key(run) -> tuple:
+    return (tuple(run.data), run.split, json.dumps(dataclasses.asdict(run.model), sort_keys=True))
+
+
+def cached_context(run):
+    key = context_key(run)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = load_context(run)
+    return dataclasses.replace(_CONTEXTS[key], run=run)
+
+
+def _task_prepare(run, pretraining: bool, classifier: bool, shared):
+    prepare(cached_context(run), run.out, pretraining, classifier, True, shared)
+
+
+def _task_variant(run, variant: float, shared):
+    ctx, strategy = cached_context(run), get_strategy(run.strategy.strategy)
+    strategy.train(ctx, run.out, strategy.prepare(ctx, run.out, True, shared), variant, True)
+
+
+def _task_fit(p: PlannedRun, keep_dir: Path | None):
+    """The run's selection and test metrics (its trainings are done by now); metrics.json is copied
+    to keep_dir with the dataset and label, for tables regenerated from there."""
+    run = copy.deepcopy(p.run)
+    if p.choice_from:
+        get_strategy(run.strategy.strategy).adopt_choice(run, json.loads(Path(p.choice_from).read_text()))
+    metrics = run_fit(run, resume=True, ctx=cached_context(run), shared=p.shared)
+    if keep_dir is not None:
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(keep_dir / "metrics.json", json.dumps({**metrics, "dataset": p.dataset, "label": p.label},
+                                                           indent=1))
+    return metrics
