@@ -24,7 +24,7 @@ from .task import load_context
 from .parallel import run_tasks
 from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tasks, remember_contexts,
                    restore, shared_folder, with_options)
-from .alignment import align, best_eip, load_eip_table
+from .alignment import align, best_eip, eip_force_errors, load_eip_table
 from .report import BEST_EIP, EIP_MODEL, for_csv, results_markdown
 from .splits import indices, make_split, nested_subset, train_counts, write_split
 from .models import get as get_model
@@ -125,7 +125,8 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                 split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
                 write_split(split, split_path)
                 options = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q).strategy
-                eip_rows.append(_best_eip_row(data, eip_frame, split, options, ds["name"], seed, tag, out, results))
+                eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds["name"], seed, tag, out,
+                                              results))
                 for model in models:
                     run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
                     ctx = load_context(run, split)
@@ -165,18 +166,20 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     return df
 
 
-def _best_eip_row(data, frame: pd.DataFrame, split: pd.DataFrame, options, dataset: str, seed: int, tag: str,
-                  out: Path, results) -> dict | None:
+def _best_eip_row(data, table: str, frame: pd.DataFrame, split: pd.DataFrame, options, dataset: str, seed: int,
+                  tag: str, out: Path, results) -> dict | None:
     """The best single EIP's own errors on this split (no network, so no training, and the same for
     every model): a reference line in the tables and learning curves, written like a run's
-    metrics.json under OUT/DATASET/best_EIP/TAG (and kept in results). frame: the kimlabel table;
-    options: the strategy options (energy limit, EIP subset)."""
+    metrics.json under OUT/DATASET/best_EIP/TAG (and kept in results). table: the kimlabel table's
+    path, frame: its contents; options: the strategy options (energy limit, EIP subset). With EIP
+    and DFT forces, the EIP's test force errors too."""
     idx = {mark: indices(split, mark) for mark in ("train", "val", "test")}
     labels = align(frame, data.atoms, data.energy, idx["train"], data.species,
                    options.max_energy_per_atom, options.eips)
     best = best_eip(labels, data.energy, data.n_atoms, idx["val"], idx["test"])
     if best is None:
         return None
+    best.update(eip_force_errors(table, labels, best["eip"], data.forces, data.n_atoms, idx["test"]))
     metrics = {"model": EIP_MODEL, "seed": seed, "n_train": len(idx["train"]),
                "n_val": len(idx["val"]), "n_test": len(idx["test"]), **best, "dataset": dataset, "label": BEST_EIP}
     folder = out / dataset / "best_EIP" / tag

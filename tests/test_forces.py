@@ -173,6 +173,21 @@ def test_eip_forces_mask_bad_entries_and_a_masked_entry_adds_nothing_to_the_loss
     assert force_mse(torch.zeros(2, 1, 3), torch.full((2, 1, 3), np.nan)).item() == 0.0
 
 
+def test_best_eip_force_errors_are_its_table_forces_against_dft(demo_table):
+    from kimtrain.alignment import eip_force_errors
+    data = load_dataset(DEMO)
+    frame, _ = load_eip_table(demo_table, len(data))
+    labels = align(frame, data.atoms, data.energy, np.arange(0, 200, 2), data.species)
+    test = np.arange(1, 400, 7)  # DFT configurations (the pool file's have no forces)
+    errors = eip_force_errors(demo_table, labels, "SW_Zhang1", data.forces, data.n_atoms, test)
+    table = pq.read_table(forces_path(demo_table)).to_pandas().set_index(["config_id", "atom"])
+    err = np.concatenate([table.loc[int(i)][[f"f{c}__SW_Zhang1" for c in "xyz"]].to_numpy(dtype=float)
+                          - data.forces[i] for i in test])
+    assert errors["test_force_mae"] == pytest.approx(np.abs(err).mean(), rel=1e-12) and errors["test_force_mae"] > 0.01
+    assert errors["test_force_rmse"] == pytest.approx(np.sqrt((err ** 2).mean()), rel=1e-12)
+    assert eip_force_errors(demo_table, labels, "SW_Zhang1", None, data.n_atoms, test) == {}
+
+
 def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
     out, results = quick_experiment(demo_table, tmp_path, ["baseline"], {
         "mp(EIP F) +F": {"strategy": "mp", "train.force_weight": 1.0, "pretrain_force_weight": 1.0}})
@@ -180,6 +195,7 @@ def test_pretraining_on_eip_forces_lowers_its_loss(demo_table, tmp_path):
     assert row.pretrain_loss_last < row.pretrain_loss_first
     assert row.force_weight == 1.0 and row.pretrain_force_weight == 1.0 and row.test_force_mae > 0
     assert np.isfinite(results.loc["baseline", "test_force_mae"])  # energy-only runs report forces too
+    assert results.loc["best EIP", "test_force_mae"] > 0             # and the best EIP its own
     shared = out / "si-demo" / "schnet" / "seed0" / "shared"
     assert (shared / "pretrain_F1" / "history.csv").exists()  # its own pretraining, not the energy-only one
     assert "force MAE (eV/Å)" in (out / "results.md").read_text()
