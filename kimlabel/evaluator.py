@@ -8,8 +8,9 @@ import tempfile
 
 import numpy as np
 
-from .schema import energy_col, force_cols, status_col
+from .schema import energy_col, error_col, force_cols, status_col
 from .errors import ModelInitError
+from .kimlog import KIMLog
 from .neighbours import Frame, NeighbourLists
 from .session import KIMModel, UnsupportedSpecies, silence_stdout, status_of
 
@@ -28,6 +29,20 @@ def supported_species(kim_id: str) -> list[str]:
     return KIMModel.supported_species_of(kim_id.partition("@")[0])
 
 
+class ConfigurationError(ValueError):
+    """A configuration no model can be evaluated on (its periodic images cannot be built)."""
+
+
+def reason(err: Exception, log=None) -> str:
+    """Why an evaluation failed, in one line: the exception, plus the KIM API's own last error
+    (read from its log) when the exception is kimpy's bare 'compute failed'."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, ConfigurationError):
+        return text
+    detail = log.last_error() if log is not None else None
+    return f"{text}: {detail}" if detail else text
+
+
 class Evaluator:
     """Holds one model per EIP; evaluates configurations into table rows. The periodic images
     and the neighbour lists of a configuration are built once for all portable models."""
@@ -36,6 +51,7 @@ class Evaluator:
         self.potentials = dict(potentials)
         self.forces = forces
         self.models = {name: make_model(kim_id) for name, kim_id in self.potentials.items()}
+        self.log = KIMLog()  # why a model failed, in the KIM API's words
         self.influence = max(m.influence for m in self.models.values())
         self.frame = Frame(self.influence)
         lists = NeighbourLists()
@@ -61,24 +77,25 @@ class Evaluator:
         n = len(cfg.symbols)
         row, fcols = self.base_row(cfg, self.forces)
         try:
-            frame = self.frame.load(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc)
-        except Exception:  # degenerate cell or coordinates: every model fails on it
-            frame = None
+            frame, why_not = self.frame.load(cfg.symbols, cfg.positions, cfg.cell, cfg.pbc), None
+        except Exception as err:  # degenerate cell or coordinates: every model fails on it
+            frame, why_not = None, f"periodic images: {reason(err)}"
         for name, model in self.models.items():
-            energy, forces, status = math.nan, None, "ok"
+            energy, forces, status, error = math.nan, None, "ok", None
             try:
                 if frame is None:
-                    raise RuntimeError("cannot build periodic images")
+                    raise ConfigurationError(why_not)
                 energy, forces = model.compute(frame, self.forces)
                 status = status_of(energy, n, forces)
             except UnsupportedSpecies:
                 status = "unsupported_species"
-            except Exception:  # kimpy raises RuntimeError; degenerate input may raise others
-                status = "model_error"
+            except Exception as err:  # kimpy raises RuntimeError; degenerate input may raise others
+                status, error = "model_error", reason(err, self.log if isinstance(model, KIMModel) else None)
             if status in ("model_error", "unsupported_species", "nonfinite"):
                 energy, forces = math.nan, None
             row[energy_col(name)] = energy
             row[status_col(name)] = status
+            row[error_col(name)] = error
             if fcols is not None:
                 f = forces if forces is not None else np.full((n, 3), math.nan)
                 for k, col in enumerate(force_cols(name)):
@@ -102,7 +119,8 @@ class Evaluator:
 def crashed_result(cfg, name, forces):
     """Chunk-shaped result for a model whose native code crashed the process on cfg."""
     n = len(cfg.symbols)
-    row = {energy_col(name): math.nan, status_col(name): "model_error"}
+    row = {energy_col(name): math.nan, status_col(name): "model_error",
+           error_col(name): "the model's native code crashed the process"}
     f = {c: np.full(n, math.nan) for c in force_cols(name)} if forces else None
     return [row], [f] if forces else []
 
@@ -114,6 +132,7 @@ def merge_model_results(cfg, potentials, forces, parts):
         rows, frc = parts[name]
         row[energy_col(name)] = rows[0][energy_col(name)]
         row[status_col(name)] = rows[0][status_col(name)]
+        row[error_col(name)] = rows[0][error_col(name)]
         if forces:
             fcols.update({c: frc[0][c] for c in force_cols(name)})
     return [row], [fcols] if forces else []
@@ -140,7 +159,9 @@ def worker_evaluator(potentials, forces, scratch=None) -> Evaluator:
     """An Evaluator for a worker process (pool or Dask worker): run from a scratch directory (KIM
     writes kim.log to the cwd), no traceback dump on a crash (the parent handles it), banners muted."""
     faulthandler.disable()
-    os.chdir(scratch or tempfile.mkdtemp(prefix="kimlabel-"))
+    folder = os.path.join(scratch or tempfile.mkdtemp(prefix="kimlabel-"), f"worker-{os.getpid()}")
+    os.makedirs(folder, exist_ok=True)
+    os.chdir(folder)  # a kim.log of its own: a model's error is read from its process's log
     silence_stdout()  # some drivers print banners when created
     return Evaluator(potentials, forces)
 

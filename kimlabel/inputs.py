@@ -91,19 +91,50 @@ def hill_formula(symbols: tuple) -> str:
     return Formula.from_list(list(symbols)).format("hill")
 
 
+def own_results(atoms) -> dict:
+    """The results of the frame's calculator when they are this frame's, else {}.
+
+    A calculator shared by several Atoms (`for a in frames: a.calc = calc`) holds the results of
+    the last configuration it computed: they must not label the others. ASE calculators keep the
+    atoms their results belong to (`calc.atoms`; frames read by ase.io carry a single-point
+    calculator of their own); results are this frame's only when `calc.check_state(atoms)` finds
+    no change. Nothing is ever computed here with a user's calculator."""
+    calc = atoms.calc
+    results = getattr(calc, "results", None) if calc is not None else None
+    if not results:
+        return {}
+    if getattr(calc, "atoms", None) is None or not hasattr(calc, "check_state"):
+        return {}
+    try:
+        if calc.check_state(atoms):
+            return {}
+    except Exception:  # a calculator that cannot compare states cannot vouch for its results
+        return {}
+    forces = results.get("forces")
+    if forces is not None and np.shape(forces) != (len(atoms), 3):
+        return {}
+    return results
+
+
+def has_foreign_results(atoms) -> bool:
+    """True when the frame's calculator holds results that are not this frame's (see own_results)."""
+    calc = atoms.calc
+    return bool(calc is not None and getattr(calc, "results", None)) and not own_results(atoms)
+
+
 def reference_energy(atoms, energy_key: str | None = None) -> float:
-    """DFT/reference energy (eV) of a frame: info[energy_key], else the attached calculator's."""
+    """DFT/reference energy (eV) of a frame: info[energy_key], else its own calculator results
+    (NaN when there are none, or when they belong to another configuration)."""
     if energy_key and energy_key in atoms.info:
         return float(atoms.info[energy_key])
-    calc = atoms.calc
-    results = getattr(calc, "results", {}) if calc is not None else {}
+    results = own_results(atoms)
     key = energy_key if energy_key in results else "energy"
     return float(results[key]) if key in results else math.nan
 
 
 def reference_forces(atoms):
-    calc = atoms.calc
-    results = getattr(calc, "results", {}) if calc is not None else {}
+    """DFT/reference forces (eV/Å, (n, 3)) from the frame's own calculator results, else None."""
+    results = own_results(atoms)
     return np.asarray(results["forces"], dtype=float) if "forces" in results else None
 
 

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from .files import replacing, write_atomic
 from .inputs import file_sha256, iter_configs
 from .runner import evaluate_stream
-from .schema import forces_path, forces_schema, read_metadata, table_schema, with_metadata
+from .schema import (error_col, forces_path, forces_schema, read_metadata, status_col, table_schema,
+                     with_metadata)
 
 
 def versions() -> dict:
@@ -48,6 +49,15 @@ def differences(before: dict, now: dict) -> str:
         else:
             out.append(f"{key} ({before.get(key)} -> {now[key]})")
     return ", ".join(out)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A part file cast to the table's schema; columns it lacks (error__ columns, which parts written
+    by earlier kimlabel versions have not) are added as nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
 
 
 @dataclass
@@ -166,20 +176,23 @@ class LabelJob:
         meta = dict(self.manifest(), n_configs_total=n_total, **versions())
         parts = sorted(self.parts.glob("part-*.parquet"))
         schema = with_metadata(table_schema(self.potentials), meta)
-        counts, lacking, n_rows = {}, {}, 0
+        counts, lacking, errors, n_rows = {}, {}, {}, 0
         tmp = self.out.with_name(self.out.name + ".tmp")
         with pq.ParquetWriter(tmp, schema) as writer:
             for part in parts:
-                t = pq.read_table(part).cast(schema)
+                t = conform(pq.read_table(part), schema)
                 writer.write_table(t)
                 n_rows += t.num_rows
-                formulas = t.column("formula").to_pylist()
+                formulas, ids = t.column("formula").to_pylist(), t.column("config_id").to_pylist()
                 for name in self.potentials:
-                    for s, formula in zip(t.column(f"status__{name}").to_pylist(), formulas):
+                    whys = t.column(error_col(name)).to_pylist()
+                    for s, formula, why, config_id in zip(t.column(status_col(name)).to_pylist(), formulas, whys, ids):
                         counts.setdefault(name, {}).setdefault(s, 0)
                         counts[name][s] += 1
                         if s == "unsupported_species":
                             lacking.setdefault(name, set()).update(Formula(formula).count())
+                        elif s == "model_error":
+                            errors.setdefault(name, {}).setdefault(why or "no reason recorded", []).append(config_id)
         if self.forces:
             fparts = sorted(self.parts.glob("forces-*.parquet"))
             fschema = with_metadata(forces_schema(self.potentials), meta)
@@ -193,7 +206,8 @@ class LabelJob:
             pq.read_table(self.out).to_pandas().to_csv(self.out.with_suffix(".csv"), index=False)
         shutil.rmtree(self.parts)
         return {"n_configs": n_rows, "n_configs_total": n_total, "status": counts,
-                "unsupported": {n: self._unsupported(n, sp) for n, sp in lacking.items()}}
+                "unsupported": {n: self._unsupported(n, sp) for n, sp in lacking.items()},
+                "errors": errors}
 
     def _unsupported(self, name, seen) -> list:
         from .evaluator import supported_species

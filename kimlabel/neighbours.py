@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 
 import numpy as np
 from ase.data import atomic_numbers
 
 _LIB = None
+# Why a configuration's periodic images or neighbour lists cannot be built (kl_pad, kl_build codes)
+PAD_ERRORS = {-1: "singular periodic cell", -2: "out of memory",
+              -3: "periodic cell too thin for the models' reach ({reach:g} Å): too many periodic images",
+              -4: "non-finite positions or cell"}
+BUILD_ERRORS = {1: "atoms closer than 1e-5 Å", 3: "out of memory", 4: "non-finite positions"}
 _STAMPS = itertools.count(1)  # Frame loads and buffer generations: unique over all frames
 _p, _i, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
 
@@ -28,12 +34,14 @@ def lib():
         except ImportError as err:  # pragma: no cover - install problem, the message is the point
             raise ImportError("kimlabel's C helpers are not built: reinstall with `pip install -e .` "
                               "(needs a C compiler)") from err
-        so = ctypes.CDLL(_neighbours.__file__)
+        so = ctypes.CDLL(os.environ.get("KIMLABEL_NEIGHBOURS_LIB") or _neighbours.__file__)
         for name, res, args in [("kl_list_new", _p, [_d]), ("kl_list_free", None, [_p]),
                                 ("kl_view_new", _p, [_i, _p]), ("kl_view_free", None, [_p]),
                                 ("kl_build", _i, [_i, _p, _i, _p, _p, _p]),
                                 ("kl_pad", _i, [_i, _p, _p, _p, _d, _i, _p, _p, _p]),
-                                ("kl_fold", None, [_i, _p, _p, _p])]:
+                                ("kl_fold", None, [_i, _p, _p, _p]),
+                                ("kl_get_neigh", _i, [_p, _i, _p, _i, _i, ctypes.POINTER(_i),
+                                                      ctypes.POINTER(ctypes.POINTER(_i))])]:
             fn = getattr(so, name)
             fn.restype, fn.argtypes = res, args
         _LIB = so
@@ -96,7 +104,7 @@ class Frame:
             total = lib().kl_pad(self.n, pos.ctypes.data, cell.ctypes.data, pbc_i.ctypes.data, self.influence,
                                  self.cap, self.ptr["coords"], self.ptr["image"], self.ptr["overhang"])
             if total < 0:
-                raise ValueError("cannot build periodic images: singular cell" if total == -1 else "out of memory")
+                raise ValueError(PAD_ERRORS.get(total, "out of memory").format(reach=self.influence))
             if total <= self.cap:
                 break
             self._alloc(max(total, 2 * self.cap))
@@ -162,8 +170,7 @@ class _Group:
         err = lib().kl_build(frame.total, frame.ptr["coords"], len(self.lists), self.array,
                              self.P.ctypes.data, self.R.ctypes.data)
         if err:
-            raise ValueError({1: "atoms closer than 1e-5 Å", 2: "atoms too far apart for a neighbour grid",
-                              3: "out of memory"}[err])
+            raise ValueError(BUILD_ERRORS.get(err, "out of memory"))
 
 
 class NeighbourLists:
@@ -174,7 +181,7 @@ class NeighbourLists:
     """
 
     def __init__(self):
-        self._lists, self._views = {}, []
+        self._lists, self._views, self._cutoffs = {}, [], []
         self._groups = {}
         self._built = None
 
@@ -188,8 +195,19 @@ class NeighbourLists:
             ids.append(self._lists[key])
         view = lib().kl_view_new(len(ids), ctypes.cast((ctypes.c_void_p * len(ids))(*ids), _p))
         self._views.append(view)
+        self._cutoffs.append(np.atleast_1d(np.asarray(cutoffs, dtype=np.double)).copy())
         self._built = None
         return capsule(view)
+
+    def neighbours(self, model: int, particle: int, index: int = 0) -> np.ndarray:
+        """The particle indices the KIM API hands model number `model` (in order of add) as the
+        neighbours of `particle` in its cutoff number `index`, through the same callback."""
+        cutoffs = self._cutoffs[model]
+        n, first = _i(), ctypes.POINTER(_i)()
+        if lib().kl_get_neigh(self._views[model], len(cutoffs), cutoffs.ctypes.data, index, particle,
+                              ctypes.byref(n), ctypes.byref(first)):
+            raise IndexError(f"no neighbour list for particle {particle}, cutoff {index}")
+        return np.ctypeslib.as_array(first, shape=(n.value,)).copy() if n.value else np.zeros(0, dtype=np.intc)
 
     def build(self, frame: Frame):
         """Build every list for this frame (once: later calls for the same load are free).

@@ -42,8 +42,10 @@ def parameter_index(model) -> dict:
 def apply_overrides(model, kim_id: str, path):
     """Set the parameters of a kimpy model from `path`, then refresh it once. A name the model
     lacks or a value count other than the parameter's extent is an error naming it."""
+    from .kimlog import KIMLog
     overrides = load_overrides(path)
     known = parameter_index(model)
+    log = KIMLog()
     for name, values in overrides.items():
         if name not in known:
             raise ModelInitError(f"parameter file {path}: {kim_id} has no parameter {name!r} "
@@ -55,5 +57,8 @@ def apply_overrides(model, kim_id: str, path):
         cast = int if dtype.endswith("Integer") else float
         for j, value in enumerate(values):
             model.set_parameter(i, j, cast(value))
-    if model.clear_then_refresh():
-        raise ModelInitError(f"parameter file {path}: {kim_id} rejected the new parameters")
+    refused = model.clear_then_refresh()  # kimpy returns None even when the model refuses: its log says
+    why = log.last_error()
+    if refused or why:
+        raise ModelInitError(f"parameter file {path}: {kim_id} rejected the new parameters"
+                             + (f" ({why})" if why else ""))

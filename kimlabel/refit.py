@@ -74,6 +74,10 @@ def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0
     keep_signs: every fitted value keeps the sign of the model's own (L-BFGS-B bounds at 0), so a
     repulsive prefactor stays repulsive; a fit that would take Tersoff's B below 0, where the model
     refuses to compute, stops at 0 instead. A fit whose bounds never bind is unchanged by them."""
+    from .simulator import is_simulator_model
+    if is_simulator_model(kim_id):
+        raise ValueError(f"{kim_id} is a KIM simulator model (it runs through LAMMPS); kimlabel refit fits "
+                         "portable models only, whose parameters KLIFF sets through the KIM API")
     out = Path(out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} exists: choose another --out, or delete it first")

@@ -7,6 +7,7 @@ import itertools
 import os
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from .evaluator import (crashed_result, evaluate_chunk, evaluate_chunks, init_worker, merge_model_results,
                         worker_failures)
-from .inputs import ConfigBatch, from_atoms
+from .inputs import ConfigBatch, from_atoms, has_foreign_results
 from .model_check import crashed, refuse
 from .session import flush_c_stdio, process_context
 
@@ -188,6 +189,19 @@ def evaluate_stream(configs, potentials, forces=False, jobs=1, chunk_size=256, s
                 yield from results
 
 
+def warn_foreign_results(atoms_list, energy_key: str | None = None):
+    """Warn, naming the frames, when calculators hold another configuration's results: those
+    frames get no reference energy or forces (kimlabel.inputs.own_results)."""
+    foreign = [i for i, a in enumerate(atoms_list)
+               if has_foreign_results(a) and not (energy_key and energy_key in a.info)]
+    if foreign:
+        shown = ", ".join(map(str, foreign[:10])) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+        warnings.warn(f"kimlabel.label: frame(s) {shown} of {len(atoms_list)}: the attached calculator's results "
+                      "belong to another configuration (one calculator shared by several Atoms?), so their "
+                      "energy_ref and reference forces are left empty. Give each frame its own results (a "
+                      "SinglePointCalculator, as ase.io.read does) or pass energy_key.", stacklevel=3)
+
+
 def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_key: str | None = None,
           scheduler: str | None = None):
     """Energies (eV) of every EIP in `potentials` on a list of ase.Atoms, as a DataFrame.
@@ -200,6 +214,8 @@ def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_ke
     from .registry import resolve
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
+    atoms_list = list(atoms_list)
+    warn_foreign_results(atoms_list, energy_key)
     configs = (from_atoms(a, i, energy_key=energy_key) for i, a in enumerate(atoms_list))
     frames, frc = [], []
     for r, f in evaluate_stream(configs, pots, forces, jobs, scheduler=scheduler):

@@ -31,6 +31,10 @@ def status_col(name: str) -> str:
     return f"status__{name}"
 
 
+def error_col(name: str) -> str:
+    return f"error__{name}"
+
+
 def force_cols(name: str) -> list[str]:
     return [f"f{c}__{name}" for c in "xyz"]
 
@@ -39,7 +43,7 @@ def table_schema(names) -> pa.Schema:
     """Arrow schema of the energy table for EIP short names `names` (in order)."""
     fields = list(BASE_FIELDS)
     for n in names:
-        fields += [(energy_col(n), pa.float64()), (status_col(n), pa.string())]
+        fields += [(energy_col(n), pa.float64()), (status_col(n), pa.string()), (error_col(n), pa.string())]
     return pa.schema(fields)
 
 

@@ -93,7 +93,9 @@ class SimulatorModel:
     def reset(self):
         """Set LAMMPS up again at the next configuration. A reused box gives energies that differ in
         the last bits (1e-13 eV) from a new one, so kimlabel resets at every chunk: a table is then the
-        same bit for bit however its chunks are spread over workers."""
+        same bit for bit whatever the number of workers (--jobs, Dask), which compute the same chunks.
+        Sharding (--shard I/N) chunks each shard's configurations differently, so a simulator model's
+        energies in a merged table may differ from an unsharded run's in the last bits (1e-14 eV)."""
         self._box = None
 
     def compute(self, geom, forces: bool = False):
@@ -135,14 +137,41 @@ class SimulatorModel:
         return energy, prism.vector_to_ase(f)
 
 
+VACUUM = 50.0  # Å: a periodic axis across which the atoms leave a wider gap is given to LAMMPS shrink-wrapped
+
+
+def _open_vacuum(cell, pbc, positions):
+    """Periodic axes across which the atoms leave a gap of at least VACUUM Å (a cluster or a slab in
+    a vacuum-padded cell) become non-periodic, the atoms unwrapped across the gap: no atom sees an
+    image through it, so energies and forces are unchanged, and LAMMPS's bins (which span the box)
+    follow the atoms instead of the vacuum."""
+    pbc = pbc.copy()
+    if not pbc.any() or abs(np.linalg.det(cell)) < 1e-12:
+        return pbc, positions
+    rec = np.linalg.inv(cell).T  # rows: reciprocal vectors (without 2 pi)
+    frac = positions @ rec.T
+    for k in np.flatnonzero(pbc):
+        thickness = 1.0 / np.linalg.norm(rec[k])  # Å between the faces crossed by axis k
+        s = np.sort(frac[:, k] - np.floor(frac[:, k]))
+        gaps = np.diff(np.append(s, s[0] + 1.0))
+        g = int(np.argmax(gaps))
+        if gaps[g] * thickness >= VACUUM:
+            start = s[(g + 1) % len(s)]  # the atoms run from here, across the cell's face, to the gap
+            frac[:, k] = (frac[:, k] - start) % 1.0 + start
+            pbc[k] = False
+    return pbc, frac @ cell
+
+
 def box_for(cell, pbc, positions):
-    """(cell, pbc, positions) LAMMPS gets. Along a non-periodic axis the atoms are moved (a
+    """(cell, pbc, positions) LAMMPS gets. Periodic axes with a vacuum gap of VACUUM Å or more become
+    non-periodic (_open_vacuum). Along a non-periodic axis the atoms are moved (a
     translation: energies and forces unchanged) to 1 Å inside the cell, and the cell vector is
     lengthened if they do not fit; a missing one becomes an orthogonal vector around the atoms.
     LAMMPS shrink-wraps those axes."""
     cell = np.array(cell, dtype=float)
     pbc = np.asarray(pbc, dtype=bool)
     positions = np.array(positions, dtype=float)
+    pbc, positions = _open_vacuum(cell, pbc, positions)
     for k in range(3):
         if not pbc[k] and np.linalg.norm(cell[k]) < 1e-8:
             cell[k] = 0.0

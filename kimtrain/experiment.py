@@ -8,14 +8,11 @@ per run) and OUT/results.md (mean (std) over seeds).
 """
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-
 from kimlabel.files import write_atomic
 
 from .config import from_dict
@@ -27,39 +24,33 @@ from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tas
 from .alignment import align, best_eip, eip_force_errors, load_eip_table
 from .report import BEST_EIP, EIP_MODEL, for_csv, results_markdown
 from .splits import indices, make_split, nested_subset, train_counts, write_split
-from .models import get as get_model
-from .models import names as model_names
+from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 from .strategies import get as get_strategy
 
-QUICK = {"epochs": 3, "classifier_epochs": 3, "pretrain_epochs": 3, "pool_max": 150, "seeds": [0],
-         "alphas": [0.1, 1.0], "models": None}
 
-
-def _table(ds: dict, paths, out: Path) -> str:
+def _table(ds: DatasetSpec, paths, out: Path) -> str:
     """The dataset's kimlabel table: given, or labelled now (resumable) into OUT/table.parquet,
     with EIP forces when the dataset says `forces: true` (pretraining on EIP forces needs them)."""
-    if ds.get("table"):
-        return ds["table"]
+    if ds.table:
+        return ds.table
     path = out / "table.parquet"
     if not path.exists():
         from kimlabel.job import LabelJob
         from kimlabel.registry import resolve
         resume = path.with_name(path.name + ".parts").exists()
-        LabelJob(paths, resolve(ds["potentials"]), path, jobs=2, resume=resume, forces=bool(ds.get("forces")),
-                 energy_key=ds.get("energy_key")).run()
+        LabelJob(paths, resolve(ds.potentials), path, jobs=2, resume=resume, forces=ds.forces,
+                 energy_key=ds.energy_key).run()
     return str(path)
 
 
-def _split(ds: dict, data, n_main: int, seed: int, quick: dict | None) -> pd.DataFrame:
-    fr = {k: float(v) for k, v in ds.get("split", {}).items() if k in ("pool", "train", "val", "test")}
-    fr = fr or {"pool": 0.8, "train": 0.12, "val": 0.04, "test": 0.04}
-    strat = ds.get("split", {}).get("stratify")
-    groups = [data.config_type[i] or "" for i in range(n_main)] if strat else None
+def _split(ds: DatasetSpec, data, n_main: int, seed: int, quick: QuickSpec | None) -> pd.DataFrame:
+    fr = {k: float(v) for k, v in ds.split.fractions().items()}
+    groups = [data.config_type[i] or "" for i in range(n_main)] if ds.split.stratify else None
     split = make_split(n_main, seed, fr, groups, len(data) - n_main)
     if quick:
         pool = split.index[split.mark == "pool"].to_numpy()
         rng = np.random.default_rng(seed)
-        drop = rng.permutation(pool)[quick["pool_max"]:]
+        drop = rng.permutation(pool)[quick.pool_max:]
         split.loc[drop, "mark"] = "unused"
     return split
 
@@ -84,31 +75,26 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
     strategy) are kept, so experiments run piece by piece into one OUT add up to one table.
     """
-    spec = yaml.safe_load(Path(config_path).read_text())
-    spec.update({k: v for k, v in (("models", models), ("seeds", seeds), ("strategies", strategies)) if v})
-    if alphas:
-        spec["strategy"] = dict(spec.get("strategy") or {}, alphas=alphas)
+    spec = load_spec(config_path, models, seeds, strategies, alphas, train_sizes)  # checked: stops before any work
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     if scheduler is not None:
         from kimlabel.cluster import check_scheduler
         check_scheduler(scheduler)
     out = Path(out)
-    q = dict(QUICK, **(spec.get("quick") or {})) if quick else None
-    seeds = q["seeds"] if q else spec.get("seeds", [0, 1, 2])
-    models = (q.get("models") if q else None) or spec.get("models") or model_names()
-    for name in models:
-        get_model(name)  # an unknown model stops here, naming the choices
-    ablations = spec.get("ablations") or {}
-    sizes = train_sizes or spec.get("train_sizes")
-    pretrained = any([get_strategy(name).pretraining for name in spec["strategies"]])  # unknown names stop here
+    q = spec.quick if quick else None
+    seeds = q.seeds if q else spec.seeds
+    models = (q.models if q else None) or spec.model_names()
+    ablations = spec.ablations
+    sizes = spec.train_sizes
+    pretrained = any([get_strategy(name).pretraining for name in spec.strategies])
     out.mkdir(parents=True, exist_ok=True)
     planned, contexts, tsne, eip_rows = [], {}, [], []
-    for ds in spec["datasets"]:
-        ds_out = out / ds["name"]
-        main = _expand(ds["data"], ds["name"])
-        paths = main + ([ds["pool_file"]] if ds.get("pool_file") else [])
-        data = load_dataset(paths, ds.get("energy_key"))
+    for ds in spec.datasets:
+        ds_out = out / ds.name
+        paths = ds.paths()
+        main = paths[:-1] if ds.pool_file else paths
+        data = load_dataset(paths, ds.energy_key)
         main_files = set(main)
         n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
         table = _table(ds, paths, ds_out)
@@ -125,7 +111,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                 split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
                 write_split(split, split_path)
                 options = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q).strategy
-                eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds["name"], seed, tag, out,
+                eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds.name, seed, tag, out,
                                               results))
                 for model in models:
                     run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
@@ -133,14 +119,14 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
                     contexts[context_key(run)] = ctx
                     seed_dir, full_dir = ds_out / model / tag, ds_out / model / f"seed{seed}"
                     # ablations on the first split seed only, and not on learning-curve points
-                    abl = ablations if seed == seeds[0] and n == n_marks else {}
+                    abl = ablations if seed == seeds[0] and n == n_marks else None
                     for label, opts in list(labelled_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
-                        r = with_options(run, opts, label)
+                        r = with_options(run, opts, label, spec.path)
                         folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
                         r.out = str(seed_dir / folder)
-                        planned.append(PlannedRun(ds["name"], model, seed, label, r, shared_folder(seed_dir, r),
+                        planned.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
                                                   choice_from(r, label, spec, seed_dir, full_dir, folder)))
-                    if ablations.get("tsne") and pretrained and seed == seeds[0] and n == n_marks:
+                    if ablations.tsne and pretrained and seed == seeds[0] and n == n_marks:
                         tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
     kept = Path(results) if results else None
     for p in planned:
@@ -189,32 +175,21 @@ def _best_eip_row(data, table: str, frame: pd.DataFrame, split: pd.DataFrame, op
     return {**metrics, "strategy": BEST_EIP}
 
 
-def _expand(patterns, name) -> list[str]:
-    """Data entries may be glob patterns (data/al/*.extxyz.gz); each must match something."""
-    paths = []
-    for pattern in patterns:
-        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not found:
-            raise ValueError(f"dataset {name}: no file matches {pattern!r} (download it first, see README)")
-        paths += found
-    return paths
-
-
-def _run_config(spec, ds, paths, split, table, model, seed, q):
-    raw = {"data": paths, "split": split, "table": table, "energy_key": ds.get("energy_key"),
-           "model": dict(spec.get("model") or {}, **(ds.get("model") or {}), name=model),
-           "train": dict(spec.get("train") or {}, seed=seed),
-           "strategy": dict(spec.get("strategy") or {})}
+def _run_config(spec: ExperimentSpec, ds: DatasetSpec, paths, split, table, model, seed, q: QuickSpec | None):
+    raw = {"data": paths, "split": split, "table": table, "energy_key": ds.energy_key,
+           "model": dict(spec.model, **ds.model, name=model),
+           "train": dict(spec.train, seed=seed),
+           "strategy": dict(spec.strategy)}
     if q:
-        raw["train"]["epochs"] = q["epochs"]
-        raw["strategy"].update(classifier_epochs=q["classifier_epochs"], pretrain_epochs=q["pretrain_epochs"],
-                               alphas=q["alphas"])
-    return from_dict(raw, f"experiment {ds['name']}")
+        raw["train"]["epochs"] = q.epochs
+        raw["strategy"].update(classifier_epochs=q.classifier_epochs, pretrain_epochs=q.pretrain_epochs,
+                               alphas=q.alphas)
+    return from_dict(raw, f"{spec.path}: dataset {ds.name}")
 
 
 def _eip_subset_runs(ctx, ablations, table):
     """Table 7 ablation: LA with the best-1, worst-1 and best+worst EIP by validation error."""
-    if not ablations.get("eip_subsets"):
+    if not (ablations and ablations.eip_subsets):
         return []
     from .alignment import align, eip_errors, load_eip_table
     labels = align(load_eip_table(table, len(ctx.data))[0], ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species)

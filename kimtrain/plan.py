@@ -23,16 +23,16 @@ from .strategies import get as get_strategy
 from .task import load_context
 
 
-def labelled_runs(spec: dict, ablations: dict):
-    """(label, options) for the main strategies, the config's variants and the requested ablations.
-    Options are strategy fields, or dotted `section.field` names (train.force_weight)."""
-    for s in spec["strategies"]:
+def labelled_runs(spec, ablations):
+    """(label, options) for the main strategies, the spec's variants and the requested ablations
+    (an Ablations, or None). Options are strategy fields, or dotted `section.field` names (train.force_weight)."""
+    for s in spec.strategies:
         yield s, {"strategy": s}
-    for label, opts in (spec.get("variants") or {}).items():
+    for label, opts in spec.variants.items():
         yield label, dict(opts)
-    if ablations.get("tukey"):
+    if ablations and ablations.tukey:
         yield "la (MSE, no Tukey)", {"strategy": "la", "tukey": False}
-    for third in ("low", "medium", "high") if ablations.get("confidence") else ():
+    for third in ("low", "medium", "high") if ablations and ablations.confidence else ():
         yield f"la ({third} confidence)", {"strategy": "la", "confidence": third}
 
 
@@ -52,17 +52,18 @@ class PlannedRun:
         return Path(self.run.out) / "metrics.json"
 
 
-def with_options(run, opts: dict, label: str):
+def with_options(run, opts: dict, label: str, where: str = "experiment"):
     """A copy of run with a run's options set: strategy fields, or `section.field` names; unknown
-    names and bad values stop the experiment, naming the run."""
+    names and bad values stop the experiment, naming the run (and `where`, its file)."""
     r = copy.deepcopy(run)
     for key, value in opts.items():
         section, name = key.split(".", 1) if "." in key else ("strategy", key)
         target = getattr(r, section, None)
         if section not in ("model", "train", "strategy") or not hasattr(target, name):
-            raise ValueError(f"experiment run {label!r}: unknown option {key!r}")
+            raise ValueError(f"{where}: unknown option {key!r} in variant {label!r} (strategy fields, or "
+                             "model./train./strategy. followed by a field)")
         setattr(target, name, value)
-    return check(r, f"experiment run {label!r}")
+    return check(r, f"{where}: variant {label!r}")
 
 
 def shared_folder(seed_dir: Path, run) -> Path:
@@ -70,11 +71,11 @@ def shared_folder(seed_dir: Path, run) -> Path:
     return seed_dir / ("shared" if not run.strategy.eips else "shared_" + "+".join(run.strategy.eips))
 
 
-def choice_from(run, label: str, spec: dict, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
+def choice_from(run, label: str, spec, seed_dir: Path, full_dir: Path, folder: str) -> str | None:
     """The metrics.json whose choice (LA alpha, Δ EIP) this run adopts instead of choosing on
     validation itself: an ablation takes its seed's main LA alpha; a learning-curve point takes the
     choice of the same strategy on the full train set (same validation marks, one choice per seed)."""
-    if label not in spec["strategies"] and label not in (spec.get("variants") or {}):  # an ablation
+    if label not in spec.strategies and label not in spec.variants:  # an ablation
         return str(seed_dir / "la" / "metrics.json") if run.strategy.alpha is None else None
     if seed_dir != full_dir and len(get_strategy(run.strategy.strategy).variants(run)) > 1:
         return str(full_dir / folder / "metrics.json")

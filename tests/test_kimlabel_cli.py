@@ -87,6 +87,12 @@ def test_every_status_from_real_cases(tmp_path, capsys):
     assert em[4] == "model_error" and em[0] == "unsupported_species"
     err = capsys.readouterr().err
     assert "SW_Balamane (SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004) does not support species Al, Xe" in err
+    # every model_error keeps its reason, in the table and in the summary
+    assert df.loc[2, "error__SW_Balamane"] == "atoms closer than 1e-5 Å"
+    assert df.loc[4, "error__EMT_Standard"] == "the model's native code crashed the process"
+    assert df.error__SW_Balamane.isna().sum() == 4 and df.error__EMT_Standard.isna().sum() == 4
+    assert "SW_Balamane model_error on 1 configuration(s) (config_id 2): atoms closer than 1e-5 Å" in err
+    assert "EMT_Standard model_error on 1 configuration(s) (config_id 4): the model's native code crashed" in err
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):

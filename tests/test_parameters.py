@@ -46,6 +46,18 @@ def test_a_wrong_parameter_is_named_before_any_work(si_file, tmp_path, capsys, v
     assert not out.exists() and not (tmp_path / "t.parquet.parts").exists()
 
 
+def test_parameters_the_model_refuses_are_named_with_the_models_reason(si_file, tmp_path, capsys):
+    """kimpy's refresh reports no failure: the model's reason is read from the KIM API's log (before,
+    the worker went on with a broken model and crashed)."""
+    params = tmp_path / "neg.yaml"
+    params.write_text(yaml.safe_dump({"B": -10.0}))
+    out = tmp_path / "t.parquet"
+    assert main(["label", str(si_file), "--potentials", f"Tersoff_T3@{params}", "--out", str(out), "--quiet"]) == 2
+    message = "rejected the new parameters (refresh: Parameter B (Si-Si) may not be smaller than zero.)"
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "t.parquet.parts").exists()
+
+
 def test_potentials_yaml_entries_with_parameters(tmp_path):
     (tmp_path / "refit.yaml").write_text("A: 17.0\n")
     registry = tmp_path / "potentials.yaml"

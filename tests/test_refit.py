@@ -46,6 +46,13 @@ def test_cutoffs_are_never_fitted(split, tmp_path, capsys):
     assert not (tmp_path / "x.yaml").exists()
 
 
+def test_a_simulator_model_is_refused_as_such(split, tmp_path, capsys):
+    assert main(["refit", "TMOD", "--data", *DEMO, "--split", str(split), "--out", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "TMOD (Sim_LAMMPS_ModifiedTersoff_KumagaiIzumiHara_2007_Si__SM_773333226968_000)" in err and "is a KIM simulator model" in err
+    assert "portable models only" in err and "is it installed" not in err
+
+
 def test_a_split_of_other_data_is_refused(split, tmp_path, capsys):
     short = tmp_path / "short.csv"
     pd.read_csv(split).head(100).to_csv(short, index=False)
