@@ -66,10 +66,12 @@ def _on_dask_worker(threads: int | None, fn, args):
     return fn(*args)
 
 
-def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=sys.stderr,
+def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=None,
               scheduler: str | None = None) -> dict:
     """Run every task once its needs are done; returns {name: result}. jobs=1 runs in this process;
-    a Dask `scheduler` (local:N, tcp://HOST:PORT, scheduler JSON file) runs them on its workers."""
+    a Dask `scheduler` (local:N, tcp://HOST:PORT, scheduler JSON file) runs them on its workers.
+    log: where progress lines go (default: sys.stderr at the time of the call)."""
+    log = log if log is not None else sys.stderr
     names = {t.name for t in tasks}
     for t in tasks:
         missing = [n for n in t.needs if n not in names]

@@ -31,7 +31,10 @@ class SplitSpec:
     stratify: str | None = None  # config_type: the fractions hold within each configuration type
 
     def fractions(self) -> dict[str, float]:
-        return {"pool": self.pool, "train": self.train, "val": self.val, "test": self.test}
+        """{mark: fraction} in the order the file gives them: the order breaks ties when a group's
+        counts are rounded (kimtrain.splits), so a file's split is the same as it always was."""
+        order = getattr(self, "order", None) or ["pool", "train", "val", "test"]
+        return {k: getattr(self, k) for k in order + [m for m in ("pool", "train", "val", "test") if m not in order]}
 
 
 @dataclass
@@ -141,7 +144,9 @@ def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
     where = spec.path
     if not isinstance(spec.datasets, list) or not spec.datasets:
         raise ValueError(f"{where}: datasets must be a non-empty list")
-    spec.strategies = _names(spec.strategies, where, "strategies")
+    if not isinstance(spec.strategies, list) or not (spec.strategies or spec.variants):
+        raise ValueError(f"{where}: strategies must be a list of strategy names (or empty, with variants), "
+                         f"got {spec.strategies!r}")
     if spec.models is not None:
         spec.models = _names(spec.models, where, "models")
     for name in spec.model_names():
@@ -208,6 +213,8 @@ def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train
         raise ValueError(f"{where}: needs `datasets:`, a list of datasets (name, data, potentials or table)")
     spec = _typed(ExperimentSpec, dict(raw, datasets=[]), where, "the file")
     spec.datasets = [_typed(DatasetSpec, ds, where, f"datasets[{k}]") for k, ds in enumerate(datasets)]
+    for ds, given in zip(spec.datasets, datasets):
+        ds.split.order = [k for k in (given.get("split") or {}) if k in ("pool", "train", "val", "test")]
     spec.path = where
     for key in ("model", "train", "strategy"):
         if not isinstance(getattr(spec, key), dict):
