@@ -22,7 +22,7 @@ test: install
 
 # kimlabel's C helper (periodic images, neighbour lists) built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, then fuzzed against ASE with FUZZ_EXAMPLES hypothesis examples per test.
-FUZZ_EXAMPLES ?= 2000
+FUZZ_EXAMPLES ?= 1000
 FUZZ_LIB := $(CURDIR)/build/fuzz/_neighbours_sanitized.so
 fuzz: install  ## fuzz the native helper under ASan + UBSan (run before a release)
 	@mkdir -p $(dir $(FUZZ_LIB))
