@@ -63,9 +63,9 @@ data-demo:  ## recompute the bundled GPAW demo set (about an hour on 2 cores; ne
 	@dpkg -s gpaw gpaw-data >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gpaw gpaw-data; }
 	/usr/bin/python3 data/build_dft_demo.py --jobs 2
 data-al: install  ## ANI-Al (needs network)
-	$(PY) -m kimtrain.download al --out data/al
+	$(PY) -m kimtrain.data.download al --out data/al
 data-si: install  ## KIM-Si training set (needs network)
-	$(PY) -m kimtrain.download si --out data/si
+	$(PY) -m kimtrain.data.download si --out data/si
 data-agau: install  ## AgAu from the DP library: download its DeePMD folder to data/agau/raw yourself, then
 	kimtrain convert deepmd data/agau/raw --out data/agau/agau.extxyz.gz
 

@@ -8,7 +8,7 @@ of the summed energy), or of the first where that took over a minute. Ratios are
 force MSE, forces by autograd, then the double backward), with its cost as a ratio to the
 energy-only step measured in the same run; forces9 does the same with 9 output heads, fitting
 their forces as multi-task pretraining on 9 EIPs' forces does (one signed combination of the
-heads per configuration, kimtrain.forces.energy_and_projected_force_mse). On the CPU, SchNet's
+heads per configuration, kimtrain.training.forces.energy_and_projected_force_mse). On the CPU, SchNet's
 force step runs twice: with its fused loops (the default) and on the PyTorch path
 (KIMTRAIN_FUSED=0), the peer of the fused one.
     python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
@@ -32,7 +32,7 @@ def step(model_name: str, system: str, device: str, loss: str = "energy"):
     """Child: prints 'MB seconds pairs': memory of the first step, time of a second (of the first, if over a minute)."""
     from ase.build import bulk
     from kimtrain.config import ModelConfig
-    from kimtrain.graphs import build_graphs, collate
+    from kimtrain.data.graphs import build_graphs, collate
     from kimtrain.models.factory import build_model
     symbol, lattice, a, repeat, cutoff = SYSTEMS[system]
     frames = []
@@ -50,7 +50,7 @@ def step(model_name: str, system: str, device: str, loss: str = "energy"):
         if loss == "energy":
             model(batch).sum().backward()
             return
-        from kimtrain.forces import energy_and_forces, energy_and_projected_force_mse, force_mse
+        from kimtrain.training.forces import energy_and_forces, energy_and_projected_force_mse, force_mse
         if heads > 1:  # as MP pretraining does: one signed combination of the heads' forces
             batch.forces = torch.zeros(len(batch.numbers), heads, 3, device=dev)
             energy, f_loss = energy_and_projected_force_mse(model, batch, torch.Generator().manual_seed(0))

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from train_throughput import DATA, make_model
-from kimtrain.data import load_dataset
-from kimtrain.graphs import build_graphs, collate
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.graphs import build_graphs, collate
 
 CATEGORIES = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),

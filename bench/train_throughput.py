@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kimtrain.data import load_dataset
-from kimtrain.graphs import build_graphs, collate
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.graphs import build_graphs, collate
 from kimtrain.models import SchNet
-from kimtrain.reference import fit_species_reference
+from kimtrain.data.reference import fit_species_reference
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "Si_fitsnap.extxyz.gz"
 

@@ -8,13 +8,13 @@ import torch
 from ase.calculators.calculator import Calculator as ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
-from .eip_baseline import EIPBaseline
-from .forces import energy_and_forces
+from .models.eip import EIPBaseline
+from .training.forces import energy_and_forces
 from .config import ModelConfig
-from .graphs import collate
+from .data.graphs import collate
 from .models.factory import model_from_meta, prepare_graphs
 from .models.registry import get as get_model
-from .trainer import pick_device
+from .training.trainer import pick_device
 
 
 def load_model(run_dir, device="cpu"):

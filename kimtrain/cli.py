@@ -8,8 +8,8 @@ import sys
 
 
 def cmd_split(a):
-    from .data import load_dataset
-    from .splits import make_split, write_split
+    from .data.dataset import load_dataset
+    from .data.splits import make_split, write_split
     data = load_dataset(a.data, a.energy_key)
     n_pool = len(load_dataset(a.pool_file)) if a.pool_file else 0
     groups = None
@@ -25,14 +25,14 @@ def cmd_split(a):
 
 def cmd_fit(a):
     from .config import load
-    from .fit import run_fit
+    from .strategies.fit import run_fit
     over = {"data": a.data, "split": a.split, "table": a.table, "out": a.out, "energy_key": a.energy_key,
             "model.name": a.model, "train.epochs": a.epochs, "train.device": a.device, "train.seed": a.seed,
             "strategy.strategy": a.strategy, "strategy.alpha": a.alpha, "strategy.cut": a.cut,
             "train.threads": a.threads, "strategy.eip": a.eip, "train.force_weight": a.force_weight,
             "strategy.pretrain_force_weight": a.pretrain_force_weight,
             "strategy.augment_force_weight": a.augment_force_weight}
-    from . import ddp
+    from .training import ddp
     run = load(a.config, over)
     if not run.data or not run.split:
         raise ValueError("fit needs --data and --split (or data/split in --config)")
@@ -47,7 +47,7 @@ def cmd_fit(a):
 
 
 def cmd_evaluate(a):
-    from .evaluate import evaluate
+    from .reporting.evaluate import evaluate
     import pandas as pd
     metrics = evaluate(a.run_dir, a.data, a.split, a.energy_key)
     for mark, m in metrics.items():
@@ -61,9 +61,9 @@ def cmd_evaluate(a):
 
 
 def cmd_eip_report(a):
-    from .data import load_dataset
-    from .report import eip_report
-    from .splits import read_split
+    from .data.dataset import load_dataset
+    from .reporting.eip import eip_report
+    from .data.splits import read_split
     data = load_dataset(a.data, a.energy_key)
     overall, best = eip_report(data, a.table, read_split(a.split, len(data)))
     print("EIP accuracy on the test marks after per-species alignment on train (paper Table 2):")
@@ -73,7 +73,7 @@ def cmd_eip_report(a):
 
 
 def cmd_experiment(a):
-    from .experiment import run_experiment
+    from .experiment.run import run_experiment
     run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
                    alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results, train_sizes=a.train_sizes,
                    scheduler=a.scheduler)
@@ -81,13 +81,13 @@ def cmd_experiment(a):
 
 
 def cmd_tables(a):
-    from .results import write_tables
+    from .reporting.results import write_tables
     for path in write_tables(a.results, a.readme):
         print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_convert(a):
-    from .readers import convert
+    from .data.readers import convert
     n = convert(a.format, a.source, a.out)
     print(f"wrote {a.out}: {n} configurations", file=sys.stderr)
 

@@ -124,7 +124,7 @@ def tiny_model(name, frames, species, n_out=1, **options):
 def model_energies(model, cfg, frames, species):
     """First-output energies (eV) of frames in one float64 batch."""
     import torch
-    from kimtrain.graphs import collate
+    from kimtrain.data.graphs import collate
     from kimtrain.models.factory import prepare_graphs
     batch = collate(prepare_graphs(frames, cfg, species), dtype=torch.float64)
     return model(batch).detach().numpy()[:, 0]
@@ -134,7 +134,7 @@ def assert_forces_match_finite_differences(name, **options):
     """Autograd forces (eV/Å) of a tiny float64 model on a rattled Si cell against central
     differences of its energy (h = 1e-5 Å) on three atom-axis pairs."""
     import torch
-    from kimtrain.graphs import collate
+    from kimtrain.data.graphs import collate
     from kimtrain.models.factory import prepare_graphs
     at = rattled(n=1, seed=5, amp=0.15)[0]
     model, cfg = tiny_model(name, [at], ["Si"], **options)

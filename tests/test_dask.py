@@ -13,7 +13,7 @@ from ase.io import write
 
 from kimlabel.cli import main
 from kimlabel.schema import forces_path
-from kimtrain.parallel import Task, run_tasks
+from kimtrain.experiment.parallel import Task, run_tasks
 
 from conftest import big_si_input, wait_for_parts
 

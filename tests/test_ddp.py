@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from kimtrain import Calculator
-from kimtrain.data import load_dataset
-from kimtrain.splits import indices, read_split
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.splits import indices, read_split
 
 RTOL = 1e-5  # float32 sums in another order: observed differences are about 3e-7 relative
 

@@ -12,10 +12,10 @@ from kimlabel.cli import main as kimlabel_main
 from kimtrain import Calculator
 from kimtrain.calculator import load_model
 from kimtrain.cli import main
-from kimtrain.evaluate import evaluate
-from kimtrain.graphs import build_graph, collate
-from kimtrain.reference import species_offset_energy
-from kimtrain.splits import read_split
+from kimtrain.reporting.evaluate import evaluate
+from kimtrain.data.graphs import build_graph, collate
+from kimtrain.data.reference import species_offset_energy
+from kimtrain.data.splits import read_split
 
 from conftest import REPO
 
@@ -78,7 +78,7 @@ def test_eip_that_cannot_evaluate_a_configuration_is_refused_by_name():
     from ase import Atoms
     from ase.build import bulk
     from kimlabel.session import UnsupportedSpecies
-    from kimtrain.eip_baseline import EIPBaseline
+    from kimtrain.models.eip import EIPBaseline
     sw = EIPBaseline("SW_Balamane", "SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004", {"Si": -1.0})
     good = bulk("Si", "diamond", a=5.43)
     energies, _ = sw.evaluate([good])

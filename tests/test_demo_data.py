@@ -4,7 +4,7 @@ import pandas as pd
 from ase.io import read
 
 from kimlabel.cli import main
-from kimtrain.data import load_dataset
+from kimtrain.data.dataset import load_dataset
 
 from conftest import REPO
 

@@ -51,9 +51,9 @@ def test_the_la_alphas_reuse_the_classifiers_kept_pool_predictions(tmp_path):
     import os
 
     from kimtrain import strategies
-    from kimtrain.augment import train_classifier
+    from kimtrain.strategies.classifier import train_classifier
     from kimtrain.config import load
-    from kimtrain.task import load_context
+    from kimtrain.training.context import load_context
     spec = demo_spec()
     spec["strategies"] = ["la"]
     spec["quick"] = {"epochs": 2, "classifier_epochs": 3, "pool_max": 120, "alphas": [0.1, 1.0], "models": ["schnet"]}

@@ -11,13 +11,13 @@ import yaml
 
 from kimlabel.schema import forces_path
 from kimtrain import Calculator
-from kimtrain.alignment import align, eip_forces, load_eip_table
+from kimtrain.data.alignment import align, eip_forces, load_eip_table
 from kimtrain.cli import main
 from kimtrain.config import load
-from kimtrain.data import load_dataset
-from kimtrain.forces import force_mse
-from kimtrain.graphs import collate
-from kimtrain.task import energy_objective
+from kimtrain.data.dataset import load_dataset
+from kimtrain.training.forces import force_mse
+from kimtrain.data.graphs import collate
+from kimtrain.training.context import energy_objective
 
 from conftest import REPO, demo_spec, shared_set
 
@@ -93,7 +93,7 @@ def test_delta_learns_dft_minus_eip_forces(demo_table, tmp_path, capsys):
 
     from kimtrain import strategies
     from kimtrain.strategies.delta import residual_context
-    from kimtrain.task import load_context
+    from kimtrain.training.context import load_context
     run = load(out / "si-demo" / "schnet" / "seed0" / "delta_+F" / "config.yaml")
     ctx = load_context(run)
     delta = strategies.get("delta")
@@ -174,7 +174,7 @@ def test_eip_forces_mask_bad_entries_and_a_masked_entry_adds_nothing_to_the_loss
 
 
 def test_best_eip_force_errors_are_its_table_forces_against_dft(demo_table):
-    from kimtrain.alignment import eip_force_errors
+    from kimtrain.reporting.eip import eip_force_errors
     data = load_dataset(DEMO)
     frame, _ = load_eip_table(demo_table, len(data))
     labels = align(frame, data.atoms, data.energy, np.arange(0, 200, 2), data.species)
@@ -205,7 +205,7 @@ def test_variants_with_eip_forces_share_the_classifier_and_pretrain_apart(tmp_pa
     """The experiment's plan: mp+la with and without EIP forces in pretraining train one classifier
     (it does not depend on the pretraining) and two pretrainings, each run waiting on its own."""
     from kimtrain.config import from_dict
-    from kimtrain.plan import PlannedRun, plan_tasks, shared_folder, with_options
+    from kimtrain.experiment.plan import PlannedRun, plan_tasks, shared_folder, with_options
     run = from_dict({"data": ["si.extxyz"], "table": "si.parquet", "model": {"name": "schnet"}})
     planned = []
     for label, w in (("mp+la +F", 0.0), ("mp+la(EIP F) +F", 1.0)):
@@ -230,8 +230,8 @@ def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_ta
 
     # the augmented set's forces are the picked EIP's, as the table has them
     from kimtrain import strategies
-    from kimtrain.augment import augmented_labels, train_classifier
-    from kimtrain.task import load_context
+    from kimtrain.strategies.classifier import augmented_labels, train_classifier
+    from kimtrain.training.context import load_context
     seed_dir = out / "si-demo" / "schnet" / "seed0"
     (config_path,) = seed_dir.glob("la*aug*/config.yaml")
     run = load(config_path)
@@ -249,9 +249,9 @@ def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_ta
         assert np.allclose(prepared.aux.forces[n][:, 0], raw, equal_nan=True)
 
     # the force term of the objective, for one augmented configuration (every step picks it)
-    from kimtrain.losses import tukey_biweight
-    from kimtrain.forces import energy_and_forces
-    from kimtrain.trainer import LabelledSet
+    from kimtrain.training.losses import tukey_biweight
+    from kimtrain.training.forces import energy_and_forces
+    from kimtrain.training.trainer import LabelledSet
     from kimtrain.models.factory import new_model
     model = new_model(run.model, 1, ctx.graphs, ctx.graphs[:20], 0)
     energy, forces = energy_and_forces(model, collate(prepared.aux.graphs[:1]))
@@ -277,11 +277,11 @@ def test_soapnet_refuses_forces_before_any_work(si, tmp_path, capsys):
 def test_projected_force_loss_of_several_heads_averages_to_the_exact_one():
     """MP pretraining fits k heads' forces through one random ±1 combination per configuration:
     over draws, its mean is the exact mean squared force error over the heads."""
-    from kimtrain.forces import energy_and_forces, energy_and_projected_force_mse
+    from kimtrain.training.forces import energy_and_forces, energy_and_projected_force_mse
     from conftest import rattled, tiny_model
     frames = rattled(n=3, seed=5)
     model, _ = tiny_model("schnet", frames, ["Si"], n_out=4)
-    from kimtrain.graphs import build_graphs
+    from kimtrain.data.graphs import build_graphs
     batch = collate(build_graphs(frames, 5.0), dtype=torch.float64)
     rng = np.random.default_rng(0)
     target = torch.from_numpy(rng.normal(size=(len(batch.numbers), 4, 3)))

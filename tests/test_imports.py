@@ -67,3 +67,32 @@ def test_no_import_cycles(package):
 
 def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+# kimtrain's layers, bottom to top: a module imports only its own layer and the ones below it
+LAYERS = [("config", "plugins"), ("data",), ("models",), ("training",), ("strategies", "calculator"),
+          ("reporting",), ("experiment",), ("cli",), ("__init__", "__main__")]
+RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer_violations(graph) -> list[str]:
+    return sorted(f"{a} ({layer_of(a)}) imports {b} ({layer_of(b)})"
+                  for a, deps in graph.items() for b in deps
+                  if layer_of(a) != layer_of(b) and RANK[layer_of(b)] >= RANK[layer_of(a)])
+
+
+def test_kimtrain_imports_go_down_its_layers():
+    graph = module_graph("kimtrain")
+    assert {layer_of(m) for m in graph} == set(RANK)  # every module belongs to a named layer
+    assert layer_violations(graph) == []
+
+
+def test_the_layer_check_finds_an_import_upwards():
+    assert layer_violations({"kimtrain.data.graphs": {"kimtrain.training.trainer"},
+                             "kimtrain.training.trainer": {"kimtrain.data.graphs"}}) == \
+        ["kimtrain.data.graphs (data) imports kimtrain.training.trainer (training)"]

@@ -6,9 +6,9 @@ import pytest
 from ase.io import read
 
 from kimtrain.cli import main
-from kimtrain.data import load_dataset
-from kimtrain.readers import convert, read_ani_al, read_deepmd
-from kimtrain.splits import make_split, read_split
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.readers import convert, read_ani_al, read_deepmd
+from kimtrain.data.splits import make_split, read_split
 
 from conftest import shared_file
 

@@ -3,7 +3,7 @@ every model must have are in test_model_suite.py.)"""
 import torch
 
 from kimtrain.config import ModelConfig
-from kimtrain.graphs import collate
+from kimtrain.data.graphs import collate
 from kimtrain.models.factory import new_model, prepare_graphs
 
 from conftest import TINY_MODEL as SMALL, assert_forces_match_finite_differences, rattled
@@ -82,7 +82,7 @@ def test_fused_loops_have_exact_first_and_second_derivatives():
 def test_fused_force_training_equals_the_pytorch_path(monkeypatch):
     """Training on forces through the fused loops: energies, forces and every parameter gradient
     of an energy + force loss (the double backward) equal the PyTorch path to rounding, float64."""
-    from kimtrain.forces import energy_and_forces, force_mse
+    from kimtrain.training.forces import energy_and_forces, force_mse
     frames = rattled(n=4, seed=5, amp=0.2, repeat=(2, 1, 1))
     cfg = ModelConfig(name="schnet", **SMALL)
     graphs = prepare_graphs(frames, cfg, ["Si"])

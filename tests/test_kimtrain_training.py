@@ -7,11 +7,11 @@ import torch
 import yaml
 
 from kimtrain.config import from_dict
-from kimtrain.inference import energy_validator
+from kimtrain.training.inference import energy_validator
 from kimtrain.models.factory import model_meta, new_model
-from kimtrain.reference import set_reference
-from kimtrain.task import energy_objective, load_context
-from kimtrain.trainer import Trainer
+from kimtrain.data.reference import set_reference
+from kimtrain.training.context import energy_objective, load_context
+from kimtrain.training.trainer import Trainer
 
 @pytest.fixture
 def one_thread():
@@ -65,6 +65,6 @@ def test_label_augmentation_with_no_selected_label_trains_like_baseline(cu, tmp_
     ctx = load_context(run)
     empty = ctx.subset(np.array([], dtype=int), np.array([]))
     assert len(empty) == 0 and empty.targets.shape == (0, 1)
-    from kimtrain.task import train_energy
+    from kimtrain.training.context import train_energy
     _, best = train_energy(ctx, tmp_path / "la_empty", aux=empty, alpha=1.0)
     assert np.isfinite(best["val_mae_per_atom"])

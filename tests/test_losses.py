@@ -1,7 +1,7 @@
 """The Tukey biweight used for augmented labels: MSE-like for small residuals, capped for outliers."""
 import torch
 
-from kimtrain.losses import TUKEY_C, tukey_biweight
+from kimtrain.training.losses import TUKEY_C, tukey_biweight
 
 
 def test_tukey_matches_mse_for_small_residuals_and_caps_outliers():

@@ -15,13 +15,13 @@ from ase.build import bulk
 from kimtrain import Calculator
 from kimtrain.calculator import load_model
 from kimtrain.cli import main
-from kimtrain.data import load_dataset
-from kimtrain.graphs import collate
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.graphs import collate
 from kimtrain.models import get, names
 from kimtrain.models.base import Classifier
 from kimtrain.models.factory import model_meta, prepare_graphs
-from kimtrain.reference import fit_species_reference, species_offset_energy
-from kimtrain.splits import read_split
+from kimtrain.data.reference import fit_species_reference, species_offset_energy
+from kimtrain.data.splits import read_split
 
 from conftest import TINY_MODEL, agau_cells, assert_forces_match_finite_differences, model_energies as energies, rattled, tiny_model as make
 

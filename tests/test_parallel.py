@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kimtrain.parallel import Task, run_tasks
+from kimtrain.experiment.parallel import Task, run_tasks
 
 
 def write(path, text):

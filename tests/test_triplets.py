@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from kimtrain.graphs import collate
+from kimtrain.data.graphs import collate
 from kimtrain.models.factory import prepare_graphs
 from kimtrain.models.triplets import Triplets
 

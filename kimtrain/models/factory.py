@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig
-from ..descriptors import SOAPSettings, soap_features
-from ..graphs import Graph, build_graphs
+from ..data.descriptors import SOAPSettings, soap_features
+from ..data.graphs import Graph, build_graphs
 from .registry import get
 
 

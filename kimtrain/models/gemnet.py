@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .base import MAX_Z, AtomisticModel
-from .bases import BesselBasis, legendre
+from .expansions import BesselBasis, legendre
 from .common import ShiftedSoftplus, mlp
 from .registry import ModelSpec, register
 from .triplets import Triplets

@@ -27,7 +27,7 @@ class SOAPNet(AtomisticModel):
 
     def atom_features(self, batch) -> torch.Tensor:
         if batch.features is None:
-            raise ValueError("SOAPNet needs SOAP features: build the data with kimtrain.descriptors")
+            raise ValueError("SOAPNet needs SOAP features: build the data with kimtrain.data.descriptors")
         return self.body((batch.features - self.feat_mean) / self.feat_std)
 
 

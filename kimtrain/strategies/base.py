@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..plugins import Registry
-from ..shared_training import Prepared, prepare, train_variant
+from .steps import Prepared, prepare, train_variant
 
 REGISTRY = Registry("strategy")  # name -> Strategy
 

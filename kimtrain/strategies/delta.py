@@ -18,9 +18,9 @@ import numpy as np
 
 from kimlabel.schema import forces_path
 
-from ..alignment import eip_forces
-from ..eip_baseline import EIPBaseline
-from ..task import train_energy
+from ..data.alignment import eip_forces
+from ..models.eip import EIPBaseline
+from ..training.context import train_energy
 from .base import Strategy, register
 
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from kimtrain.cli import main
-from kimtrain.spec import DEFAULT_STRATEGIES, load_spec
+from kimtrain.experiment.spec import DEFAULT_STRATEGIES, load_spec
 
 from conftest import demo_spec
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .reference import species_offset_energy
+from ..data.reference import species_offset_energy
 
 
 @dataclass

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from kimlabel.files import write_atomic
 
-from .config import check
-from .fit import run_fit
+from ..config import check
+from ..strategies.fit import run_fit
 from .parallel import Task
-from .shared_training import prepare, pretrain_folder
-from .strategies import get as get_strategy
-from .task import load_context
+from ..strategies.steps import prepare, pretrain_folder
+from ..strategies import get as get_strategy
+from ..training.context import load_context
 
 
 def labelled_runs(spec, ablations):

@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 from kimlabel.files import write_atomic
 
-from .config import from_dict
-from .data import load_dataset
-from .task import load_context
+from ..config import from_dict
+from ..data.dataset import load_dataset
+from ..training.context import load_context
 from .parallel import run_tasks
 from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tasks, remember_contexts,
                    restore, shared_folder, with_options)
-from .alignment import align, best_eip, eip_force_errors, load_eip_table
-from .report import BEST_EIP, EIP_MODEL, for_csv, results_markdown
-from .splits import indices, make_split, nested_subset, train_counts, write_split
+from ..data.alignment import align, best_eip, load_eip_table
+from ..reporting.eip import eip_force_errors
+from ..reporting.tables import BEST_EIP, EIP_MODEL, for_csv, results_markdown
+from ..data.splits import indices, make_split, nested_subset, train_counts, write_split
 from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
-from .strategies import get as get_strategy
+from ..strategies import get as get_strategy
 
 
 def _table(ds: DatasetSpec, paths, out: Path) -> str:
@@ -138,7 +139,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     remember_contexts(contexts)
     run_tasks(tasks, jobs, threads, scheduler=scheduler)
     for ctx, pretrain_dir, png in tsne:
-        from .tsne import tsne_before_after
+        from ..reporting.tsne import tsne_before_after
         tsne_before_after(ctx, pretrain_dir, png)
     rows = [{**json.loads(p.metrics_path.read_text()), "dataset": p.dataset, "model": p.model,
              "strategy": p.label, "seed": p.seed} for p in planned] + [r for r in eip_rows if r]
@@ -191,7 +192,7 @@ def _eip_subset_runs(ctx, ablations, table):
     """Table 7 ablation: LA with the best-1, worst-1 and best+worst EIP by validation error."""
     if not (ablations and ablations.eip_subsets):
         return []
-    from .alignment import align, eip_errors, load_eip_table
+    from ..data.alignment import align, eip_errors, load_eip_table
     labels = align(load_eip_table(table, len(ctx.data))[0], ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species)
     err = eip_errors(labels, ctx.dft, ctx.data.n_atoms, ctx.idx["val"]).dropna().sort_values("mae_per_atom")
     best, worst = err.eip.iloc[0], err.eip.iloc[-1]

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calculator import load_model
-from .config import ModelConfig
-from .data import load_dataset
-from .eip_baseline import EIPBaseline
-from .error_tables import DFT, PRED, errors_by_config_type, force_errors, prediction_frames
-from .forces import predict_forces
-from .inference import energy_metrics, predict
-from .models.factory import prepare_graphs
-from .models.registry import get as get_model
-from .splits import read_split
+from ..calculator import load_model
+from ..config import ModelConfig
+from ..data.dataset import load_dataset
+from ..models.eip import EIPBaseline
+from ..training.metrics import DFT, PRED, errors_by_config_type, force_errors, prediction_frames
+from ..training.forces import predict_forces
+from ..training.inference import energy_metrics, predict
+from ..models.factory import prepare_graphs
+from ..models.registry import get as get_model
+from ..data.splits import read_split
 
 
 def evaluate(run_dir, data_paths, split_path=None, energy_key=None, out=None) -> dict:

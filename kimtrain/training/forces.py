@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .graphs import in_batches
+from ..data.graphs import in_batches
 
 
 def energy_and_forces(model, batch, training: bool = False):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alignment import EIPLabels
-from .task import check_forces_model, energy_objective
-from .inference import predict
-from .models.factory import model_meta, new_model
-from .reference import set_reference
-from .trainer import Trainer
+from ..data.alignment import EIPLabels
+from ..training.context import check_forces_model, energy_objective
+from ..training.inference import predict
+from ..models.factory import model_meta, new_model
+from ..data.reference import set_reference
+from ..training.trainer import Trainer
 
 
 def pretrain(ctx, labels: EIPLabels, out, resume=False):

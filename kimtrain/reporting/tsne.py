@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .inference import predict
-from .models.factory import model_from_meta, new_model
+from ..training.inference import predict
+from ..models.factory import model_from_meta, new_model
 
 
 def pooled(model, graphs, batch_size=64) -> np.ndarray:

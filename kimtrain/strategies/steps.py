@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .alignment import align, eip_forces, load_eip_table
-from .augment import augmented_labels, label_quality, train_classifier
-from .pretrain import for_finetuning, pretrain, pretrain_losses
-from .task import train_energy
+from ..data.alignment import align, eip_forces, load_eip_table
+from .classifier import augmented_labels, label_quality, train_classifier
+from .pretraining import for_finetuning, pretrain, pretrain_losses
+from ..training.context import train_energy
 
 
 @dataclass

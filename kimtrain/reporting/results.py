@@ -9,7 +9,7 @@ import pandas as pd
 
 from kimlabel.files import write_atomic
 
-from .report import for_csv, results_markdown
+from .tables import for_csv, results_markdown
 
 START, END = "<!-- kimtrain-results:start -->", "<!-- kimtrain-results:end -->"
 

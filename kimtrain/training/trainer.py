@@ -16,8 +16,8 @@ from tqdm import tqdm
 from kimlabel.files import replacing
 
 from . import ddp
-from .config import TrainConfig
-from .graphs import collate
+from ..config import TrainConfig
+from ..data.graphs import collate
 
 
 class TrainingDiverged(RuntimeError):
@@ -105,7 +105,7 @@ class Trainer:
     """Trains `model` with objective(model, batch, targets, step) -> loss tensor (a mean over the batch).
 
     validate(model) -> dict of metrics; `select` names the one to minimise for best.pt. Under
-    torchrun (kimtrain.ddp) each rank trains on its share of every global batch through
+    torchrun (kimtrain.training.ddp) each rank trains on its share of every global batch through
     DistributedDataParallel; validation runs once, on rank 0, on the full set, and rank 0 alone
     writes checkpoints and logs (plain state dicts, readable by a single process).
     """

@@ -80,20 +80,6 @@ def best_eip(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, val, test)
             "test_mae": float(t.mae[k]), "test_mae_per_atom": float(t.mae_per_atom[k])}
 
 
-def eip_force_errors(table_path, labels: EIPLabels, name: str, dft_forces: list, n_atoms: np.ndarray, ids) -> dict:
-    """Force MAE and RMSE (eV/Å) of EIP `name` against the DFT forces on configurations ids, as
-    test_force_mae / test_force_rmse; {} when the table or the data has no forces."""
-    if not dft_forces or not forces_path(table_path).exists():
-        return {}
-    from .forces import force_metrics
-    k = labels.names.index(name)
-    one = EIPLabels([name], labels.raw[:, [k]], labels.ok[:, [k]], labels.aligned[:, [k]], {})
-    forces, _ = eip_forces(table_path, one, n_atoms, np.inf)
-    ids = [i for i in ids if dft_forces[i] is not None]
-    m = force_metrics([forces[i] for i in ids], [np.asarray(dft_forces[i])[:, None] for i in ids])
-    return {f"test_{key}": value for key, value in m.items()}
-
-
 def eip_forces(table_path, labels: EIPLabels, n_atoms: np.ndarray, max_force: float) -> tuple[list, int]:
     """Per-configuration EIP forces (n_i, k, 3) in eV/Å from the table's forces file, for
     labels.names, and the number of atoms masked for exceeding max_force.

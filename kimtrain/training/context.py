@@ -8,18 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .data import Dataset, load_dataset
-from .error_tables import errors_by_config_type, force_errors, prediction_frames
+from ..config import RunConfig
+from ..data.dataset import Dataset, load_dataset
+from .metrics import errors_by_config_type, force_errors, prediction_frames
 from .forces import energy_and_forces, energy_and_projected_force_mse, force_mse, predict_forces
-from .graphs import collate
+from ..data.graphs import collate
 from .losses import finite_mse, masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
-from .models.factory import model_meta, new_model, prepare_graphs
-from .models.registry import get as get_model
-from .models.registry import names as model_names
-from .reference import set_reference
-from .splits import MARKS, indices, read_split
+from ..models.factory import model_meta, new_model, prepare_graphs
+from ..models.registry import get as get_model
+from ..models.registry import names as model_names
+from ..data.reference import set_reference
+from ..data.splits import MARKS, indices, read_split
 from .trainer import LabelledSet, Trainer, as_targets
 
 

@@ -1,4 +1,4 @@
-"""Tables people read: EIP accuracy against DFT (paper Table 2) and experiment results (Table 3)."""
+"""Tables people read: experiment results (paper Table 3), their learning curves and per-config-type errors."""
 from __future__ import annotations
 
 import json
@@ -7,29 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .alignment import align, eip_errors, load_eip_table
-from .strategies import names as strategy_names
+from ..strategies import names as strategy_names
 
 BEST_EIP = "best EIP"  # the row of the best single EIP on validation (no network): a reference line
 EIP_MODEL = "(EIP)"    # its model column: the row is the same for every model, and shown with each
-
-
-def eip_report(data, table_path, split) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per EIP: test config MAE (eV) and per-atom MAE (eV/atom) after alignment on train; and the
-    best EIP (lowest per-atom MAE) per config_type on the test marks."""
-    from .splits import indices
-    train, test = indices(split, "train"), indices(split, "test")
-    labels = align(load_eip_table(table_path, len(data))[0], data.atoms, data.energy, train, data.species)
-    overall = eip_errors(labels, data.energy, data.n_atoms, test).sort_values("mae_per_atom", ignore_index=True)
-    types = np.array([t or "(none)" for t in data.config_type])
-    best = []
-    for ct in sorted(set(types[test])):
-        ids = test[types[test] == ct]
-        e = eip_errors(labels, data.energy, data.n_atoms, ids).dropna().sort_values("mae_per_atom")
-        if len(e):
-            best.append({"config_type": ct, "n_test": len(ids), "best_eip": e.eip.iloc[0],
-                         "mae_per_atom": e.mae_per_atom.iloc[0]})
-    return overall, pd.DataFrame(best)
 
 
 def _mean_std(values) -> str:

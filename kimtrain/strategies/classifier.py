@@ -10,12 +10,12 @@ import torch
 
 from kimlabel.files import replacing
 
-from . import ddp
-from .alignment import EIPLabels
-from .inference import predict
-from .models.base import Classifier
-from .models.factory import new_model
-from .trainer import LabelledSet, Trainer
+from ..training import ddp
+from ..data.alignment import EIPLabels
+from ..training.inference import predict
+from ..models.base import Classifier
+from ..models.factory import new_model
+from ..training.trainer import LabelledSet, Trainer
 
 
 def la_classes(labels: EIPLabels, dft: np.ndarray, n_atoms: np.ndarray, ids, cut: float) -> np.ndarray:

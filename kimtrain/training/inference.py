@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .forces import force_metrics, predict_forces
-from .graphs import in_batches
+from ..data.graphs import in_batches
 from .trainer import LabelledSet
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import from_dict
+from ..config import from_dict
 
 DEFAULT_STRATEGIES = ["baseline", "la", "mp", "mp+la"]  # the paper's Table 3
 DEFAULT_SEEDS = [0, 1, 2]
@@ -32,7 +32,7 @@ class SplitSpec:
 
     def fractions(self) -> dict[str, float]:
         """{mark: fraction} in the order the file gives them: the order breaks ties when a group's
-        counts are rounded (kimtrain.splits), so a file's split is the same as it always was."""
+        counts are rounded (kimtrain.data.splits), so a file's split is the same as it always was."""
         order = getattr(self, "order", None) or ["pool", "train", "val", "test"]
         return {k: getattr(self, k) for k in order + [m for m in ("pool", "train", "val", "test") if m not in order]}
 
@@ -91,7 +91,7 @@ class ExperimentSpec:
     path: str = "experiment"        # the file, for messages
 
     def model_names(self) -> list[str]:
-        from .models import names
+        from ..models import names
         return list(self.models or names())
 
 
@@ -138,9 +138,9 @@ def expand(patterns, name: str) -> list[str]:
 
 def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
     """Everything that can be checked before any work: files, names, split fractions, run options."""
-    from .models import get as get_model
+    from ..models import get as get_model
     from .plan import with_options
-    from .strategies import get as get_strategy
+    from ..strategies import get as get_strategy
     where = spec.path
     if not isinstance(spec.datasets, list) or not spec.datasets:
         raise ValueError(f"{where}: datasets must be a non-empty list")

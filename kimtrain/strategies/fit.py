@@ -10,14 +10,15 @@ import yaml
 
 from kimlabel.files import write_atomic
 
-from . import ddp, strategies
-from .config import RunConfig
-from .task import Context, check_forces_model, device_name, load_context, test_metrics
+from ..training import ddp
+from .. import strategies
+from ..config import RunConfig
+from ..training.context import Context, check_forces_model, device_name, load_context, test_metrics
 
 
 def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, shared=None) -> dict:
     """Train with run.strategy.strategy; writes OUT/metrics.json and OUT/config.yaml; returns the metrics.
-    Under torchrun every rank trains its share (kimtrain.ddp); rank 0 scores and writes."""
+    Under torchrun every rank trains its share (kimtrain.training.ddp); rank 0 scores and writes."""
     strategy = strategies.get(run.strategy.strategy)
     if strategy.needs_table and not run.table:
         raise ValueError(f"strategy {strategy.name} needs a kimlabel table (--table)")

@@ -1,4 +1,4 @@
-"""Download the paper's datasets (needs network): `python -m kimtrain.download al|si --out DIR`."""
+"""Download the paper's datasets (needs network): `python -m kimtrain.data.download al|si --out DIR`."""
 from __future__ import annotations
 
 import argparse
