@@ -22,6 +22,9 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._items)
 
+    def items(self) -> list:
+        return list(self._items.values())
+
     def __contains__(self, name) -> bool:
         return name in self._items
 

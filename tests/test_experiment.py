@@ -51,7 +51,7 @@ def test_the_la_alphas_reuse_the_classifiers_kept_pool_predictions(tmp_path):
     import os
 
     from kimtrain import strategies
-    from kimtrain.strategies.classifier import train_classifier
+    from kimtrain.strategies.la import train_classifier
     from kimtrain.config import load
     from kimtrain.training.context import load_context
     spec = demo_spec()

@@ -230,7 +230,7 @@ def test_augmented_labels_carry_the_picked_eips_forces_with_a_tukey_term(demo_ta
 
     # the augmented set's forces are the picked EIP's, as the table has them
     from kimtrain import strategies
-    from kimtrain.strategies.classifier import augmented_labels, train_classifier
+    from kimtrain.strategies.la import augmented_labels, train_classifier
     from kimtrain.training.context import load_context
     seed_dir = out / "si-demo" / "schnet" / "seed0"
     (config_path,) = seed_dir.glob("la*aug*/config.yaml")

@@ -3,7 +3,9 @@ shared trainings go to, the task graph `kimtrain experiment` runs (in worker pro
 and the task functions themselves.
 
 Every run of a split shares one folder (`shared`, or `shared_<EIPs>` for an EIP subset) holding
-its pretrainings (`pretrain`, `pretrain_F<w>` with EIP forces) and its LA classifier.
+the shared steps its strategies declare, each in its own folder (`pretrain`, `pretrain_F<w>` with
+EIP forces, `classifier`, or a step of your own): the planner knows them only through
+`Strategy.steps`.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from kimlabel.files import write_atomic
 from ..config import check
 from ..strategies.fit import run_fit
 from .parallel import Task
-from ..strategies.steps import prepare, pretrain_folder
+from ..strategies.steps import run_step
 from ..strategies import get as get_strategy
 from ..training.context import load_context
 
@@ -99,11 +101,8 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
             continue
         strategy = get_strategy(p.run.strategy.strategy)
         shared_rel = Path(p.shared).relative_to(out)
-        needs = []
-        if strategy.pretraining:
-            needs.append(add(f"{shared_rel}/{pretrain_folder(p.run)}", _task_prepare, (p.run, True, False, p.shared)))
-        if strategy.classifier:
-            needs.append(add(f"{shared_rel}/classifier", _task_prepare, (p.run, False, True, p.shared)))
+        needs = [add(f"{shared_rel}/{step.folder(p.run)}", _task_step, (p.run, k, p.shared))
+                 for k, step in enumerate(strategy.steps)]
         if p.choice_from:
             chooser = str(Path(p.choice_from).parent)
             if chooser in fit_name and not Path(p.choice_from).exists():
@@ -149,8 +148,9 @@ def cached_context(run):
     return dataclasses.replace(_CONTEXTS[key], run=run)
 
 
-def _task_prepare(run, pretraining: bool, classifier: bool, shared):
-    prepare(cached_context(run), run.out, pretraining, classifier, True, shared)
+def _task_step(run, k: int, shared):
+    """The run's strategy's k-th shared step (by position: steps need not be picklable)."""
+    run_step(cached_context(run), get_strategy(run.strategy.strategy).steps[k], shared)
 
 
 def _task_variant(run, variant: float, shared):

@@ -27,6 +27,7 @@ from ..reporting.tables import BEST_EIP, EIP_MODEL, for_csv, results_markdown
 from ..data.splits import indices, make_split, nested_subset, train_counts, write_split
 from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 from ..strategies import get as get_strategy
+from ..strategies.mp import PRETRAINING
 
 
 def _table(ds: DatasetSpec, paths, out: Path) -> str:
@@ -88,7 +89,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     models = (q.models if q else None) or spec.model_names()
     ablations = spec.ablations
     sizes = spec.train_sizes
-    pretrained = any([get_strategy(name).pretraining for name in spec.strategies])
+    pretrained = any(PRETRAINING in get_strategy(name).steps for name in spec.strategies)
     out.mkdir(parents=True, exist_ok=True)
     planned, contexts, tsne, eip_rows = [], {}, [], []
     for ds in spec.datasets:

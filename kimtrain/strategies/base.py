@@ -1,9 +1,10 @@
 """A strategy: how a model uses (or doesn't use) EIP knowledge, declared once and registered by name.
 
 Every strategy runs the same way, so that `kimtrain experiment --jobs N` can run its parts in
-parallel: the shared trainings it declares (the multi-task pretraining, the LA classifier; kept
-in a `shared` folder and reused by sibling strategies on the same split), then one training per
-variant (per alpha for LA), then the variant with the lowest validation per-atom MAE is chosen.
+parallel: the shared steps it declares (`steps`: trainings kept in a `shared` folder and reused by
+sibling strategies on the same split, such as mp's pretraining and la's classifier), then one
+training per variant (per alpha for LA), then the variant with the lowest validation error is chosen.
+A subclass overrides what differs: its variants, its training, what it scores on.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..plugins import Registry
-from .steps import Prepared, prepare, train_variant
+from .steps import STEP_OPTIONS, Prepared, prepare, train_variant
 
 REGISTRY = Registry("strategy")  # name -> Strategy
 
@@ -21,39 +22,49 @@ REGISTRY = Registry("strategy")  # name -> Strategy
 class Strategy:
     name: str
     summary: str
-    pretraining: bool = False  # needs the EIP multi-task pretraining (shared by every strategy that declares it)
-    classifier: bool = False   # needs the LA classifier and its augmented labels (shared likewise)
-    uses_table: bool = False   # reads the aligned EIP energies without either of those (delta)
+    steps: tuple = ()          # SharedStep instances, run in order before the trainings
+    uses_table: bool = False   # reads the aligned EIP labels without a shared step (delta)
 
     @property
     def needs_table(self) -> bool:
         """A kimlabel table is needed by any strategy that uses EIP labels."""
-        return self.pretraining or self.classifier or self.uses_table
+        return bool(self.steps) or self.uses_table
 
-    def variants(self, run) -> list[float]:
-        """The trainings to choose among on validation: LA weights alpha, or one training."""
-        if not self.classifier:
-            return [0.0]
-        return [run.strategy.alpha] if run.strategy.alpha is not None else list(run.strategy.alphas)
+    def check(self, run):
+        """Refuse, before any work, options this strategy cannot use: a step's option without the
+        step, a force weight on a model without forces."""
+        names = {step.name for step in self.steps}
+        for option, (step, what) in STEP_OPTIONS.items():
+            value = getattr(run.strategy, option, None)
+            if value and step not in names:
+                having = [s.name for s in REGISTRY.items() if step in {t.name for t in s.steps}]
+                raise ValueError(f"strategy.{option} {value}: strategy {self.name} has no {what}"
+                                 + (f" ({' and '.join(having)} have)" if having else ""))
+        for step in self.steps:
+            step.check(run)
+
+    def record(self, run) -> dict:
+        """The settings metrics.json records for this strategy's steps."""
+        return {k: v for step in self.steps for k, v in step.record(run).items()}
+
+    def variants(self, run) -> list:
+        """The trainings to choose among on validation (LA: the weights alpha); one by default."""
+        return [0.0]
 
     def variant_name(self, variant) -> str:
-        return f"alpha={variant:g}" if self.classifier else "fine-tuning" if self.pretraining else "training"
+        return "training"
 
     def variant_report(self, variant) -> dict:
         """What metrics.json records of the chosen variant."""
-        return {"alpha": float(variant)} if self.classifier else {}
+        return {}
 
     def adopt_choice(self, run, metrics: dict):
         """Fix run's variant to the one another run chose (its metrics.json): learning-curve points
         and ablations reuse a choice made on the same validation marks instead of repeating it."""
-        if self.classifier and metrics.get("alpha") is not None:
-            run.strategy.alpha = float(metrics["alpha"])
 
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
-        if ctx.run.strategy.augment_force_weight > 0 and not self.classifier:
-            raise ValueError(f"strategy.augment_force_weight {ctx.run.strategy.augment_force_weight}: strategy "
-                             f"{self.name} has no augmented labels (la and mp+la have)")
-        return prepare(ctx, out, self.pretraining, self.classifier, resume, shared, self.uses_table)
+        self.check(ctx.run)
+        return prepare(ctx, out, self.steps, self.uses_table, resume, shared)
 
     def scoring_context(self, ctx, report: dict):
         """The context whose test marks score the chosen model (delta: DFT minus its EIP)."""

@@ -23,10 +23,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
     if strategy.needs_table and not run.table:
         raise ValueError(f"strategy {strategy.name} needs a kimlabel table (--table)")
     check_forces_model(run.model.name, run.train.force_weight, "train.force_weight")
-    if strategy.pretraining:
-        check_forces_model(run.model.name, run.strategy.pretrain_force_weight, "strategy.pretrain_force_weight")
-    if strategy.classifier:
-        check_forces_model(run.model.name, run.strategy.augment_force_weight, "strategy.augment_force_weight")
+    strategy.check(run)
     out = Path(run.out)
     if ddp.is_main():
         out.mkdir(parents=True, exist_ok=True)
@@ -41,10 +38,7 @@ def run_fit(run: RunConfig, resume: bool = False, ctx: Context | None = None, sh
                "val_mae": best.get("val_mae"), "val_mae_per_atom": best.get("val_mae_per_atom"),
                **{k: best[k] for k in ("val_force_mae", "val_force_rmse", "val_loss") if k in best},
                **({"force_weight": run.train.force_weight} if run.train.force_weight else {}),
-               **({"pretrain_force_weight": run.strategy.pretrain_force_weight}
-                  if strategy.pretraining and run.strategy.pretrain_force_weight else {}),
-               **({"augment_force_weight": run.strategy.augment_force_weight}
-                  if strategy.classifier and run.strategy.augment_force_weight else {}),
+               **strategy.record(run),
                **test_metrics(strategy.scoring_context(ctx, extra), model), **extra, "device": device_name(model),
                "finished": time.strftime("%Y-%m-%d")}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))

@@ -1,5 +1,6 @@
-"""mp+la: the pretrained representation fine-tuned with label augmentation."""
-from .base import Strategy, register
+"""mp+la: the pretrained representation fine-tuned with label augmentation (both shared steps)."""
+from .base import register
+from .la import CLASSIFIER, LA
+from .mp import PRETRAINING
 
-MP_LA = register(Strategy("mp+la", "multi-task pretraining and label augmentation", pretraining=True,
-                          classifier=True))
+MP_LA = register(LA("mp+la", "multi-task pretraining and label augmentation", steps=(PRETRAINING, CLASSIFIER)))

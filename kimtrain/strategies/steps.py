@@ -1,7 +1,11 @@
-"""The trainings strategies share and the fine-tunings that start from them.
+"""Shared steps: trainings that sibling strategies on the same split reuse (the multi-task
+pretraining, the LA classifier, or a step of your own), declared by each strategy and walked by
+the experiment's planner without knowing any strategy or step by name.
 
-prepare() runs (or reuses) the multi-task pretraining and the LA classifier a strategy needs;
-train_variant() trains one model from what prepare() returned, with one LA weight alpha.
+prepare() aligns the table's EIPs on the train marks, loads their forces when a step asks for
+them, runs (or reuses, from the shared folder) each declared step, and lets each step put what it
+made into the Prepared its trainings start from. train_variant() trains one model from a Prepared,
+with one LA weight alpha.
 """
 from __future__ import annotations
 
@@ -9,71 +13,95 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..data.alignment import align, eip_forces, load_eip_table
-from .classifier import augmented_labels, label_quality, train_classifier
-from .pretraining import for_finetuning, pretrain, pretrain_losses
 from ..training.context import train_energy
+
+STEP_OPTIONS: dict[str, tuple[str, str]] = {}  # strategy option -> (step name, what the option acts on)
 
 
 @dataclass
 class Prepared:
     """What a strategy's trainings start from."""
-    start: object       # pretrained model with a fresh energy head (mp, mp+la), else None
-    aux: object         # LabelledSet of augmented labels (la, mp+la), else None
-    report: dict        # pretraining / classifier figures for metrics.json
+    start: object = None    # a model to fine-tune (a pretrained representation with a fresh head), or None
+    aux: object = None      # LabelledSet of augmented labels (la, mp+la), or None
+    report: dict = None     # the steps' figures for metrics.json
     labels: object = None   # EIPLabels aligned on the train marks, when the strategy uses the table
     kim_ids: dict = None    # EIP short name -> full KIM ID (the table's metadata)
 
 
-def prepare(ctx, out, pretraining: bool, classifier: bool, resume: bool = False, shared=None,
-            table: bool = False) -> Prepared:
-    """Align the table's EIPs on the train marks (when any of the three is asked for) and run (or
-    reuse) the pretraining and / or the classifier on ctx.
+class SharedStep:
+    """A training that sibling strategies reuse on the same split and EIPs, kept in the shared
+    folder under folder(run). A subclass defines run() (train, or reuse what the folder holds) and
+    apply() (put the result into a Prepared); `options` names the strategy options that act on this
+    step only (an option set for a strategy without the step is refused)."""
+    name = "step"
+    options: dict = {}        # strategy option -> what it acts on, e.g. {"augment_force_weight": "augmented labels"}
+    forces_key = "eip_force_masked_atoms"  # metrics.json key of the atoms masked when this step loads EIP forces
 
-    shared: a folder where the pretrained model and the classifier are kept and reused by other
-    strategies on the same split and EIPs (mp and mp+la share one pretraining per pretraining force
-    weight, la and mp+la one classifier).
-    """
-    if not (pretraining or classifier or table):
-        return Prepared(None, None, {})
-    run, out = ctx.run, Path(out)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for option, what in cls.options.items():
+            STEP_OPTIONS[option] = (cls.name, what)
+
+    def folder(self, run) -> str:
+        """The step's folder inside the shared folder (one per setting that changes its result)."""
+        return self.name
+
+    def uses_eip_forces(self, run) -> bool:
+        return False
+
+    def check(self, run):
+        """Refuse, before any work, settings this step cannot use (a force weight on a model without forces)."""
+
+    def record(self, run) -> dict:
+        """The step's settings metrics.json records."""
+        return {}
+
+    def run(self, ctx, labels, folder: Path, reuse: bool):
+        raise NotImplementedError
+
+    def apply(self, ctx, labels, result, prepared: Prepared):
+        raise NotImplementedError
+
+
+def aligned_labels(ctx, steps) -> tuple:
+    """(EIPLabels aligned on the train marks, the table's KIM IDs, report): with the EIP forces when a
+    step uses them."""
+    run = ctx.run
     if not run.table:
         raise ValueError(f"strategy {run.strategy.strategy} needs a kimlabel table (--table)")
-    common, reuse = (Path(shared), True) if shared else (out, resume)
     frame, meta = load_eip_table(run.table, len(ctx.data))
     labels = align(frame, ctx.data.atoms, ctx.dft, ctx.idx["train"], ctx.species,
                    run.strategy.max_energy_per_atom, run.strategy.eips)
-    report, start, aux = {"eips": ",".join(labels.names)}, None, None
-    pretrain_forces = pretraining and run.strategy.pretrain_force_weight > 0
-    augment_forces = classifier and run.strategy.augment_force_weight > 0
-    if pretrain_forces or augment_forces:
+    report = {"eips": ",".join(labels.names)}
+    with_forces = [s for s in steps if s.uses_eip_forces(run)]
+    if with_forces:
         labels.forces, masked = eip_forces(run.table, labels, ctx.data.n_atoms, run.strategy.max_force)
-        report["pretrain_force_masked_atoms" if pretrain_forces else "eip_force_masked_atoms"] = masked
-    if pretraining:
-        folder = common / pretrain_folder(run)
-        start, pre_best = pretrain(ctx, labels, folder, reuse)
-        first, last = pretrain_losses(folder)
-        report.update(pretrain_loss_first=first, pretrain_loss_last=last,
-                      pretrain_val_eip_mae_per_atom=pre_best["val_eip_mae_per_atom"])
-        torch.manual_seed(run.train.seed)  # the fresh head's weights depend on the seed alone
-        start = for_finetuning(start)
-    if classifier:
-        result = train_classifier(ctx, labels, common / "classifier", reuse)
-        ids, values, picked = augmented_labels(ctx, labels, result, run.strategy.confidence)
-        forces = [labels.forces[i][:, k:k + 1] for i, k in zip(ids, picked)] if augment_forces else None
-        aux = ctx.subset(ids, values, forces)
-        report.update(classifier_val_accuracy=result.val_accuracy, classifier_val_chance=result.val_chance,
-                      **label_quality(ctx, ids, values, run.strategy.cut))
-    return Prepared(start, aux, report, labels, meta.get("models", {}))
+        report[with_forces[0].forces_key] = masked
+    return labels, meta.get("models", {}), report
 
 
-def pretrain_folder(run) -> str:
-    """The pretraining's folder name inside the shared folder: one per pretraining force weight
-    (`pretrain`, `pretrain_F1`), while the classifier (`classifier`) serves them all."""
-    w = run.strategy.pretrain_force_weight
-    return "pretrain" + (f"_F{w:g}" if w else "")
+def prepare(ctx, out, steps=(), table: bool = False, resume: bool = False, shared=None) -> Prepared:
+    """Align the table's EIPs (when there are steps, or `table`) and run (or reuse) each step in order.
+
+    shared: the folder where steps keep their results for other strategies on the same split and
+    EIPs (mp and mp+la share one pretraining per pretraining force weight, la and mp+la one
+    classifier); without it, the steps run in `out`.
+    """
+    if not (steps or table):
+        return Prepared(report={})
+    common, reuse = (Path(shared), True) if shared else (Path(out), resume)
+    labels, kim_ids, report = aligned_labels(ctx, steps)
+    prepared = Prepared(report=report, labels=labels, kim_ids=kim_ids)
+    for step in steps:
+        step.apply(ctx, labels, step.run(ctx, labels, common / step.folder(ctx.run), reuse), prepared)
+    return prepared
+
+
+def run_step(ctx, step: SharedStep, shared):
+    """One step alone, into the shared folder (an experiment's task; its siblings then reuse it)."""
+    labels, _, _ = aligned_labels(ctx, [step])
+    step.run(ctx, labels, Path(shared) / step.folder(ctx.run), True)
 
 
 def variant_dir(out, prepared: Prepared, alpha: float) -> Path:
