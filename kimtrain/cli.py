@@ -176,7 +176,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from kimlabel.cli import run_command
+    from kimlabel import run_command
     return run_command("kimtrain", build_parser().parse_args(argv),
                        "interrupted; rerun with --resume (fit) or the same command (experiment) to continue")
 

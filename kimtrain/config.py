@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from kimlabel.schema import ENERGY_LIMIT
+from kimlabel import ENERGY_LIMIT
 
 
 @dataclass

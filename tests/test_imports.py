@@ -96,3 +96,25 @@ def test_the_layer_check_finds_an_import_upwards():
     assert layer_violations({"kimtrain.data.graphs": {"kimtrain.training.trainer"},
                              "kimtrain.training.trainer": {"kimtrain.data.graphs"}}) == \
         ["kimtrain.data.graphs (data) imports kimtrain.training.trainer (training)"]
+
+
+def kimlabel_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every kimlabel import in a file (`import kimlabel.x` gives (kimlabel.x, ''))."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "kimlabel":
+            found += [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names if a.name.split(".")[0] == "kimlabel"]
+    return found
+
+
+def test_kimtrain_uses_kimlabel_through_its_public_api_only():
+    import kimlabel
+    uses = {(str(p.relative_to(REPO)), module, name) for p in (REPO / "kimtrain").rglob("*.py")
+            for module, name in kimlabel_imports(p)}
+    assert len(uses) > 10  # the scan sees kimtrain's imports of kimlabel
+    private = sorted(u for u in uses if u[1] != "kimlabel" or u[2] not in kimlabel.__all__)
+    assert private == []
+    for name in kimlabel.__all__:  # every export resolves
+        assert getattr(kimlabel, name) is not None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kimlabel.schema import ENERGY_LIMIT, eip_names, energy_col, force_cols, forces_path, read_table, status_col
+from kimlabel import ENERGY_LIMIT, eip_names, energy_col, force_cols, forces_path, read_table, status_col
 
 from .reference import fit_species_reference, species_offset_energy
 

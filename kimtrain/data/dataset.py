@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kimlabel.inputs import file_sha256, iter_configs
+from kimlabel import file_sha256, iter_configs
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from kimlabel.files import replacing
+from kimlabel import replacing
 
 from .graphs import cache_dir
 

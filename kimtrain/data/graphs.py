@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kimlabel.files import replacing
+from kimlabel import replacing
 
 GRAPH_FORMAT = 1  # bump when the cached layout changes
 

@@ -106,7 +106,7 @@ def run_tasks(tasks: list[Task], jobs: int = 1, threads: int | None = None, log=
             finished(t, result)
         return results
     if scheduler is not None:
-        from kimlabel.cluster import connect, local_workers
+        from kimlabel import connect, local_workers
         if local_workers(scheduler):  # N workers on this machine share its cores
             threads = threads_per_job(local_workers(scheduler), threads)
         with connect(scheduler) as client:

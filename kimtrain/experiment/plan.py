@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kimlabel.files import write_atomic
+from kimlabel import write_atomic
 
 from ..config import check
 from ..strategies.fit import run_fit

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from kimlabel.files import write_atomic
+from kimlabel import write_atomic
 
 from ..config import from_dict
 from ..data.dataset import load_dataset
@@ -37,8 +37,7 @@ def _table(ds: DatasetSpec, paths, out: Path) -> str:
         return ds.table
     path = out / "table.parquet"
     if not path.exists():
-        from kimlabel.job import LabelJob
-        from kimlabel.registry import resolve
+        from kimlabel import LabelJob, resolve
         resume = path.with_name(path.name + ".parts").exists()
         LabelJob(paths, resolve(ds.potentials), path, jobs=2, resume=resume, forces=ds.forces,
                  energy_key=ds.energy_key).run()
@@ -81,7 +80,7 @@ def run_experiment(config_path, out, quick: bool = False, models=None, seeds=Non
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     if scheduler is not None:
-        from kimlabel.cluster import check_scheduler
+        from kimlabel import check_scheduler
         check_scheduler(scheduler)
     out = Path(out)
     q = spec.quick if quick else None

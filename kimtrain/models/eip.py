@@ -31,17 +31,12 @@ class EIPBaseline:
         """(energies (n,) eV, forces list of (n_atoms, 3) eV/Å or None), aligned. The KIM model is
         created once and kept in this process (a calculator calls this every MD step); an EIP
         failure on any configuration is an error naming it."""
-        from kimlabel.evaluator import make_model
-        from kimlabel.neighbours import Frame
-        from kimlabel.session import status_of
+        from kimlabel import EIP
         if getattr(self, "_model", None) is None:
-            self._model = make_model(self.kim_id)  # a portable model, or a simulator model through LAMMPS
+            self._model = EIP(self.kim_id)  # a portable model, or a simulator model through LAMMPS
         energies, all_forces = [], []
-        frame = Frame(self._model.influence)
         for k, at in enumerate(atoms_list):
-            frame.load(at.get_chemical_symbols(), at.get_positions(), at.get_cell()[:], at.get_pbc())
-            energy, f = self._model.compute(frame, forces)
-            status = status_of(energy, len(at), f)
+            energy, f, status = self._model.compute(at, forces)
             if status != "ok":
                 raise ValueError(f"EIP {self.name} ({self.kim_id}) gave status {status!r} on configuration {k}")
             energies.append(energy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kimlabel.schema import forces_path
+from kimlabel import forces_path
 
 from ..data.alignment import EIPLabels, align, eip_errors, eip_forces, load_eip_table
 from ..data.splits import indices

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kimlabel.files import write_atomic
+from kimlabel import write_atomic
 
 from .tables import for_csv, results_markdown
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kimlabel.schema import forces_path
+from kimlabel import forces_path
 
 from ..data.alignment import eip_forces
 from ..models.eip import EIPBaseline
@@ -46,7 +46,7 @@ class Delta(Strategy):
             return [run.strategy.eip]
         if run.strategy.eips:
             return list(run.strategy.eips)
-        from kimlabel.schema import read_metadata
+        from kimlabel import read_metadata
         return list(read_metadata(run.table)["models"]) if run.table else []
 
     def variant_name(self, variant) -> str:

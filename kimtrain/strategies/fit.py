@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from kimlabel.files import write_atomic
+from kimlabel import write_atomic
 
 from ..training import ddp
 from .. import strategies

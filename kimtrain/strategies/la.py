@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kimlabel.files import replacing
+from kimlabel import replacing
 
 from ..data.alignment import EIPLabels
 from ..models.base import Classifier

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kimlabel.files import replacing
+from kimlabel import replacing
 
 from . import ddp
 from ..config import TrainConfig
