@@ -82,42 +82,60 @@ def cmd_refit(args):
     print(f"wrote {args.out}: use it as --potentials {name}@{args.out}", file=sys.stderr)
 
 
+EXAMPLES = {
+    "models": "kimlabel models --species Si",
+    "label": "kimlabel label data/samples/si_samples.extxyz --potentials si --forces --out si.parquet --jobs 2",
+    "merge": "kimlabel merge shards/part*.parquet --out all.parquet",
+    "export": "kimlabel export si.parquet --format extxyz --out si_eip.extxyz",
+    "refit": "kimlabel refit SW_Balamane --data data/si_demo_dft.extxyz.gz --split split.csv --params A,lambda "
+             "--out sw_refit.yaml",
+}
+
+
+def _command(sub, name: str, help: str):
+    """A subcommand whose --help ends with an example."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="kimlabel", description="Multi-EIP energy/force tables from OpenKIM models.")
+    p = argparse.ArgumentParser(prog="kimlabel", description="Multi-EIP energy and force tables from OpenKIM models.",
+                                epilog="example:\n  " + EXAMPLES["label"], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("models", help="installed KIM models supporting some species")
-    m.add_argument("--species", type=_species, required=True, help="e.g. Si or Ag,Au")
-    m.add_argument("--json", action="store_true")
+    m = _command(sub, "models", "installed KIM models supporting some species (asked of the KIM API)")
+    m.add_argument("--species", type=_species, required=True, help="comma list of element symbols, e.g. Si or Ag,Au")
+    m.add_argument("--json", action="store_true", help="print JSON (KIM ID, species, simulator model or not)")
     m.set_defaults(func=cmd_models)
-    lab = sub.add_parser("label", help="evaluate a potential set on configuration files")
+    lab = _command(sub, "label", "evaluate a potential set on configuration files into a table")
     lab.add_argument("inputs", nargs="+", help="files ase.io.read understands (extxyz, .gz too)")
-    lab.add_argument("--potentials", required=True, help="system (si, al, agau) or comma list of names/KIM IDs")
-    lab.add_argument("--out", required=True, help="output table (.parquet)")
+    lab.add_argument("--potentials", required=True, help="system (si, al, agau) or comma list of names/KIM IDs; "
+                                                         "NAME@params.yaml overrides parameters")
+    lab.add_argument("--out", required=True, help="output table (.parquet); never replaced without --resume")
     lab.add_argument("--csv", action="store_true", help="also write a CSV copy")
     lab.add_argument("--forces", action="store_true", help="also write per-atom forces to TABLE.forces.parquet")
-    lab.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    lab.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
     lab.add_argument("--scheduler", default=None,
                      help="run on a Dask cluster instead: local:N (N workers here), tcp://HOST:PORT, or a scheduler "
                           "JSON file (needs the dask extra)")
-    lab.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    lab.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: label config_id %% N == I only")
+    lab.add_argument("--resume", action="store_true", help="continue an interrupted run (same command)")
+    lab.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: label config_id %% N == I only (job arrays)")
     lab.add_argument("--energy-key", default=None, help="info key holding the reference energy (eV)")
     lab.add_argument("--quiet", action="store_true", help="no progress bar")
     lab.set_defaults(func=cmd_label)
-    mg = sub.add_parser("merge", help="combine shard tables")
-    mg.add_argument("shards", nargs="+")
-    mg.add_argument("--out", required=True)
+    mg = _command(sub, "merge", "combine the shard tables of one run (--shard) into one table")
+    mg.add_argument("shards", nargs="+", help="the shard tables (every shard of the run, each once)")
+    mg.add_argument("--out", required=True, help="merged table (.parquet; its forces file beside it)")
     mg.set_defaults(func=cmd_merge)
-    ex = sub.add_parser("export", help="a table's configurations with every EIP's labels, as extxyz or an ASE database")
-    ex.add_argument("table")
-    ex.add_argument("--format", required=True, choices=["extxyz", "asedb"])
+    ex = _command(sub, "export", "a table's configurations with every EIP's labels, as extxyz or an ASE database")
+    ex.add_argument("table", help="a kimlabel table (its input files must be unchanged)")
+    ex.add_argument("--format", required=True, choices=["extxyz", "asedb"], help="extxyz file or ASE database")
     ex.add_argument("--out", required=True, help="new file (an existing one is never replaced)")
     ex.add_argument("--energy-key-template", default="energy__{name}", help="info key of each EIP's energy (eV)")
     ex.add_argument("--ref-keys", choices=["REF"], help="reference energy and forces as REF_energy / REF_forces "
                                                         "(MACE's defaults) instead of the calculator's energy / forces")
     ex.set_defaults(func=cmd_export)
-    rf = sub.add_parser("refit", help="fit a portable model's parameters to DFT (KLIFF), for NAME@refit.yaml")
-    rf.add_argument("model", help="a short name from potentials.yaml or a KIM ID")
+    rf = _command(sub, "refit", "fit a portable model's parameters to DFT (KLIFF), for NAME@refit.yaml")
+    rf.add_argument("model", help="a short name from potentials.yaml or a KIM ID (portable models only)")
     rf.add_argument("--data", nargs="+", required=True, help="DFT files (energies; forces with --forces-weight)")
     rf.add_argument("--split", required=True, help="split CSV (kimtrain split): fits on its train marks only")
     rf.add_argument("--params", type=_species, help="parameters to fit, e.g. A,lambda (default: every real, "

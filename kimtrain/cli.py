@@ -82,7 +82,7 @@ def cmd_experiment(a):
 
 def cmd_tables(a):
     from .reporting.results import write_tables
-    for path in write_tables(a.results, a.readme):
+    for path in write_tables(a.results, a.page):
         print(f"wrote {path}", file=sys.stderr)
 
 
@@ -92,62 +92,90 @@ def cmd_convert(a):
     print(f"wrote {a.out}: {n} configurations", file=sys.stderr)
 
 
+EXAMPLES = {
+    "split": "kimtrain split data/si_demo_dft.extxyz.gz --pool-file data/si_demo_pool.extxyz.gz --pool 0.5 "
+             "--train 0.2 --val 0.1 --test 0.2 --stratify config_type --out split.csv",
+    "fit": "kimtrain fit --data data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --split split.csv "
+           "--table si.parquet --strategy mp --model schnet --out runs/mp",
+    "evaluate": "kimtrain evaluate runs/mp --data data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz --split split.csv",
+    "eip-report": "kimtrain eip-report --data data/si_demo_dft.extxyz.gz data/si_demo_pool.extxyz.gz "
+                  "--table si.parquet --split split.csv",
+    "experiment": "kimtrain experiment configs/demo.yaml --out runs/demo --quick",
+    "tables": "kimtrain tables results --page docs/results.md",
+    "convert": "kimtrain convert deepmd data/agau/raw --out data/agau/agau.extxyz.gz",
+}
+
+
+def _command(sub, name: str, help: str):
+    """A subcommand whose --help ends with an example."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _data(parser, required: bool = True):
+    parser.add_argument("--data", nargs="+", required=required,
+                        help="configuration files (anything ase.io reads), main data first, then the pool file; "
+                             "the order gives config_id, as in the kimlabel table")
+    parser.add_argument("--energy-key", help="info key of the DFT energy (eV); default: the frame's calculator energy")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="kimtrain", description="SchNet/SOAPNet with knowledge from OpenKIM EIPs.")
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("split", help="reproducible pool/train/val/test split (CSV)")
-    s.add_argument("data", nargs="+")
-    s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
-    for name, default in (("pool", 0.8), ("train", 0.12), ("val", 0.04), ("test", 0.04)):
-        s.add_argument(f"--{name}", type=float, default=default, help=f"fraction (default {default})")
-    s.add_argument("--stratify", default=None, help="config_type: split within each config_type")
-    s.add_argument("--pool-file", default=None, help="extra unlabelled configurations, all pool (ids follow DATA)")
-    s.add_argument("--energy-key", default=None)
-    s.set_defaults(func=cmd_split)
-    f = sub.add_parser("fit", help="train one model with one strategy")
-    f.add_argument("--data", nargs="+")
-    f.add_argument("--split")
     from .models import names as model_names
-    f.add_argument("--model", choices=model_names())
-    f.add_argument("--out")
-    f.add_argument("--table", help="kimlabel table (for la, mp, mp+la)")
     from .strategies import names as strategy_names
-    f.add_argument("--strategy", choices=strategy_names())
+    p = argparse.ArgumentParser(prog="kimtrain", description="Neural interatomic potentials trained on DFT with "
+                                "knowledge from OpenKIM EIPs: SchNet, SOAPNet, CGCNN, GemNet; baseline, LA, MP, "
+                                "MP+LA, delta.", epilog="example:\n  " + EXAMPLES["experiment"],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = _command(sub, "split", "a reproducible pool/train/val/test split, as a CSV of config_id and mark")
+    s.add_argument("data", nargs="+", help="the labelled configuration files, in kimlabel's order")
+    s.add_argument("--out", required=True, help="split CSV to write")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the shuffle (default 0)")
+    for name, default in (("pool", 0.8), ("train", 0.12), ("val", 0.04), ("test", 0.04)):
+        s.add_argument(f"--{name}", type=float, default=default, help=f"fraction marked {name} (default {default})")
+    s.add_argument("--stratify", default=None, help="config_type: the fractions hold within each config_type")
+    s.add_argument("--pool-file", default=None, help="extra unlabelled configurations, all pool (ids follow DATA)")
+    s.add_argument("--energy-key", default=None, help="info key of the DFT energy (eV)")
+    s.set_defaults(func=cmd_split)
+    f = _command(sub, "fit", "train one model with one strategy, select on validation, score on test")
+    _data(f, required=False)
+    f.add_argument("--split", help="split CSV (kimtrain split)")
+    f.add_argument("--model", choices=model_names(), help="registered model (default schnet)")
+    f.add_argument("--out", help="run folder: checkpoints, history.csv, TensorBoard logs, metrics.json")
+    f.add_argument("--table", help="kimlabel table of the same files (for la, mp, mp+la, delta)")
+    f.add_argument("--strategy", choices=strategy_names(), help="how EIP knowledge is used (default baseline)")
     f.add_argument("--alpha", type=float, help="LA weight (default: chosen on validation)")
     f.add_argument("--cut", type=float, help="LA class cut, eV/atom (default 0.1)")
     f.add_argument("--eip", help="delta: the EIP (table short name) the network corrects (default: chosen on val)")
-    f.add_argument("--epochs", type=int)
+    f.add_argument("--epochs", type=int, help="training epochs (default 100)")
     f.add_argument("--force-weight", type=float, help="weight of the DFT force MSE ((eV/Å)^2) in the loss (default 0: "
                                                       "energies only)")
     f.add_argument("--pretrain-force-weight", type=float, help="mp, mp+la: weight of the EIP forces in pretraining "
                                                                "(needs a table labelled with --forces)")
     f.add_argument("--augment-force-weight", type=float, help="la, mp+la: weight of the picked EIP's forces in the "
                                                               "augmented labels' Tukey term (needs --forces tables)")
-    f.add_argument("--seed", type=int)
-    f.add_argument("--device", help="auto, cpu, cuda")
-    f.add_argument("--config", help="YAML with any option; flags override it")
+    f.add_argument("--seed", type=int, help="training seed: weights, batches (default 0)")
+    f.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    f.add_argument("--config", help="YAML with any option (model, train, strategy sections); flags override it")
     f.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    f.add_argument("--energy-key")
-    f.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    f.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     f.add_argument("--ddp", action="store_true", help="require torchrun's environment (data-parallel training; "
                                                       "under torchrun it is used with or without this flag)")
     f.set_defaults(func=cmd_fit)
-    e = sub.add_parser("evaluate", help="predictions, MAEs and a parity plot for a trained run")
-    e.add_argument("run_dir")
-    e.add_argument("--data", nargs="+", required=True)
-    e.add_argument("--split")
-    e.add_argument("--energy-key")
+    e = _command(sub, "evaluate", "predictions, MAEs, errors per config_type and parity plots of a trained run")
+    e.add_argument("run_dir", help="a run folder of kimtrain fit or experiment (with best.pt)")
+    _data(e)
+    e.add_argument("--split", help="split CSV: errors per mark (default: every configuration as one set)")
     e.set_defaults(func=cmd_evaluate)
-    r = sub.add_parser("eip-report", help="EIP accuracy against DFT after alignment")
-    r.add_argument("--data", nargs="+", required=True)
-    r.add_argument("--table", required=True)
-    r.add_argument("--split", required=True)
-    r.add_argument("--energy-key")
+    r = _command(sub, "eip-report", "each EIP's accuracy against DFT after per-species alignment (Table 2)")
+    _data(r)
+    r.add_argument("--table", required=True, help="kimlabel table of the same files")
+    r.add_argument("--split", required=True, help="split CSV: aligned on train, scored on test")
     r.set_defaults(func=cmd_eip_report)
-    x = sub.add_parser("experiment", help="the paper's protocol over datasets, models, strategies and seeds")
-    x.add_argument("config")
-    x.add_argument("--out", default="runs/experiment")
+    x = _command(sub, "experiment", "the paper's protocol over datasets, models, strategies and seeds")
+    x.add_argument("config", help="experiment YAML (docs/kimtrain.md, Experiment files)")
+    x.add_argument("--out", default="runs/experiment", help="experiment folder (default runs/experiment); rerun "
+                                                            "with the same --out to continue")
     x.add_argument("--quick", action="store_true", help="few epochs, small pool, one seed (for tests)")
     x.add_argument("--models", type=lambda t: t.split(","), help="override the config's models, e.g. soapnet")
     x.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], help="override the seeds, e.g. 0,1")
@@ -163,14 +191,15 @@ def build_parser():
     x.add_argument("--results", help="folder keeping each finished run's metrics.json (commit it): runs found "
                                      "there are skipped, and `kimtrain tables` rebuilds the tables from it")
     x.set_defaults(func=cmd_experiment)
-    t = sub.add_parser("tables", help="results.md per experiment from a --results folder (and the README section)")
-    t.add_argument("results")
-    t.add_argument("--readme", help="also rewrite the part of this file between the kimtrain-results markers")
+    t = _command(sub, "tables", "results tables from a --results folder, and the documentation's results page")
+    t.add_argument("results", help="a folder kept by kimtrain experiment --results")
+    t.add_argument("--page", help="also write this documentation page (e.g. docs/results.md) with the main tables "
+                                  "and learning curves, its plots copied beside it")
     t.set_defaults(func=cmd_tables)
-    c = sub.add_parser("convert", help="ANI-Al HDF5 or DeePMD folders to extxyz")
-    c.add_argument("format", choices=["ani-al", "deepmd"])
-    c.add_argument("source")
-    c.add_argument("--out", required=True)
+    c = _command(sub, "convert", "ANI-Al HDF5 or DeePMD folders to extxyz")
+    c.add_argument("format", choices=["ani-al", "deepmd"], help="the source's format")
+    c.add_argument("source", help="ANI-Al HDF5 file or DeePMD system folder")
+    c.add_argument("--out", required=True, help="extxyz file to write (.gz compresses)")
     c.set_defaults(func=cmd_convert)
     return p
 

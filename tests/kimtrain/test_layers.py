@@ -118,3 +118,17 @@ def test_kimtrain_uses_kimlabel_through_its_public_api_only():
     assert private == []
     for name in kimlabel.__all__:  # every export resolves
         assert getattr(kimlabel, name) is not None
+
+
+@pytest.mark.parametrize("prog", ["kimlabel", "kimtrain"])
+def test_every_command_line_argument_has_help_and_every_command_an_example(prog):
+    import argparse
+    import importlib
+    parser = importlib.import_module(f"{prog}.cli").build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) >= 5
+    for name, sub in commands.items():
+        assert sub.format_help().rstrip().split("\n")[-1].strip().startswith(f"{prog} {name}"), name  # ends with an example
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{prog} {name} {action.option_strings or action.dest}: no help text"
