@@ -22,7 +22,7 @@ from ase.build import bulk
 from ase.calculators.kim import KIM
 
 import kimlabel
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 from kimlabel.runner import scratch_cwd
 from kimlabel.simulator import is_simulator_model
 

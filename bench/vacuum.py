@@ -17,7 +17,7 @@ from ase.calculators.kim import KIM
 
 from kimlabel.evaluator import Evaluator
 from kimlabel.inputs import from_atoms
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 from kimlabel.runner import scratch_cwd
 from kimlabel.simulator import is_simulator_model
 from machine import describe

@@ -14,7 +14,7 @@ any other project, uses kimlabel through these names only:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "label": "runner", "LabelJob": "job", "EIP": "eip", "resolve": "registry",
+    "label": "runner", "LabelJob": "job", "EIP": "eip", "resolve": "potentials",
     "iter_configs": "inputs", "file_sha256": "inputs",
     "read_table": "schema", "read_metadata": "schema", "forces_path": "schema", "energy_col": "schema",
     "status_col": "schema", "error_col": "schema", "force_cols": "schema", "eip_names": "schema",

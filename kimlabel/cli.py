@@ -35,7 +35,7 @@ def cmd_models(args):
 
 def cmd_label(args):
     from .job import LabelJob
-    from .registry import resolve
+    from .potentials import resolve
     job = LabelJob(inputs=args.inputs, potentials=resolve(args.potentials), out=args.out, forces=args.forces,
                    jobs=args.jobs, resume=args.resume, shard=args.shard, energy_key=args.energy_key,
                    csv=args.csv, progress=not args.quiet, scheduler=args.scheduler)
@@ -67,7 +67,7 @@ def cmd_export(args):
 
 def cmd_refit(args):
     from .refit import refit
-    from .registry import resolve
+    from .potentials import resolve
     pots = resolve(args.model)
     if len(pots) != 1:
         raise ValueError(f"refit takes one model, got the set {args.model!r} ({', '.join(pots)})")

@@ -211,7 +211,7 @@ def label(atoms_list, potentials, forces: bool = False, jobs: int = 1, energy_ke
     DataFrame keyed by config_id. scheduler: a Dask cluster (local:N, tcp://HOST:PORT or a
     scheduler JSON file) instead of `jobs` local processes.
     """
-    from .registry import resolve
+    from .potentials import resolve
     from .schema import forces_schema, table_schema
     pots = resolve(potentials)
     atoms_list = list(atoms_list)

@@ -10,7 +10,7 @@ from ase.build import bulk, diamond100
 from ase.calculators.kim import KIM
 
 import kimlabel
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 from kimlabel.schema import energy_col, force_cols, status_col
 from kimlabel.simulator import is_simulator_model
 

@@ -8,7 +8,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 import kimlabel
 from kimlabel.inputs import has_foreign_results, reference_energy, reference_forces
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 
 from conftest import rattled
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from kimlabel.evaluator import Evaluator  # noqa: E402
 from kimlabel.neighbours import BUILD_ERRORS, PAD_ERRORS, Frame, NeighbourLists  # noqa: E402
-from kimlabel.registry import resolve  # noqa: E402
+from kimlabel.potentials import resolve  # noqa: E402
 
 EXAMPLES = int(os.environ.get("KIMLABEL_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("KIMLABEL_FUZZ_EXAMPLES"),

@@ -7,7 +7,7 @@ from ase.calculators.kim import KIM
 from ase.io import read
 
 from kimlabel.cli import main
-from kimlabel.registry import load_registry, resolve
+from kimlabel.potentials import load_potential_sets, resolve
 from kimlabel.schema import read_metadata
 
 SW = "SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004"
@@ -63,8 +63,8 @@ def test_potentials_yaml_entries_with_parameters(tmp_path):
     registry = tmp_path / "potentials.yaml"
     registry.write_text(yaml.safe_dump({"mine": {"sw_refit": {"model": SW, "parameters": "refit.yaml"},
                                                  "EDIP": "EDIP_JustoBazantKaxiras_1998_Si__MO_958932894036_002"}}))
-    pots = resolve("mine", load_registry(registry))
+    pots = resolve("mine", load_potential_sets(registry))
     assert pots["sw_refit"] == f"{SW}@{(tmp_path / 'refit.yaml').resolve()}"
     (tmp_path / "refit.yaml").unlink()
     with pytest.raises(FileNotFoundError, match="mine.sw_refit: parameter file"):
-        load_registry(registry)
+        load_potential_sets(registry)

@@ -65,7 +65,7 @@ def test_keep_signs_holds_a_parameter_at_zero_where_the_free_fit_crosses_it(spli
     """SW_Balamane's cos(theta0) is -1/3; a free fit of every parameter takes it above 0 within 20
     iterations, a fit with --keep-signs stops it at 0 and keeps every other sign too."""
     from kimlabel.parameters import parameter_index
-    from kimlabel.registry import resolve
+    from kimlabel.potentials import resolve
     from kimlabel.session import KIMModel
     model = KIMModel(resolve("SW_Balamane")["SW_Balamane"]).model
     published = {k: model.get_parameter_double(i, 0) for k, (i, _, _) in parameter_index(model).items()}

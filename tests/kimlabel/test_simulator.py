@@ -5,7 +5,7 @@ from ase.build import bulk
 
 import kimlabel
 from kimlabel.cli import main
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 
 TMOD = "Sim_LAMMPS_ModifiedTersoff_KumagaiIzumiHara_2007_Si__SM_773333226968_000"
 SMTBQ = "Sim_LAMMPS_SMTBQ_SallesPolitanoAmzallag_2016_Al__SM_404097633924_000"

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 
 import kimlabel
-from kimlabel.registry import resolve
+from kimlabel.potentials import resolve
 from kimlabel.schema import energy_col, force_cols, status_col
 
 

@@ -11,12 +11,12 @@ KIM_ID = re.compile(r"^.+__(MO|SM)_\d{12}_\d{3}$")
 
 
 def potentials_file() -> Path:
-    """The registry in use: $KIMLABEL_POTENTIALS, else potentials.yaml at the project root."""
+    """The potential-sets file in use: $KIMLABEL_POTENTIALS, else potentials.yaml at the project root."""
     env = os.environ.get("KIMLABEL_POTENTIALS")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "potentials.yaml"
 
 
-def load_registry(path: str | Path | None = None) -> dict[str, dict[str, str]]:
+def load_potential_sets(path: str | Path | None = None) -> dict[str, dict[str, str]]:
     """Read potentials.yaml into {system: {name: kim_id}}, checking that every entry is a KIM ID.
 
     An entry may also be {model: KIM ID, parameters: params.yaml} (a path relative to the file):
@@ -52,7 +52,7 @@ def short_name(kim_id: str) -> str:
     return kim_id.split("__")[0]
 
 
-def resolve(spec, registry: dict | None = None) -> dict[str, str]:
+def resolve(spec, sets: dict | None = None) -> dict[str, str]:
     """Turn a potential-set spec into an ordered {name: kim_id}.
 
     spec is a system name ('si'), a comma list of systems, short names and/or KIM IDs, a list of those,
@@ -60,27 +60,27 @@ def resolve(spec, registry: dict | None = None) -> dict[str, str]:
     """
     if isinstance(spec, dict):
         return dict(spec)
-    registry = load_registry() if registry is None else registry
+    sets = load_potential_sets() if sets is None else sets
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    by_name = {n: k for models in registry.values() for n, k in models.items()}
+    by_name = {n: k for models in sets.values() for n, k in models.items()}
     by_id = {k: n for n, k in by_name.items()}
     out: dict[str, str] = {}
     for item in filter(None, items):
         if "@" in item:  # NAME@params.yaml: a model with parameter overrides, named NAME_<file stem>
             base, params = item.split("@", 1)
-            one = resolve(base, registry)
+            one = resolve(base, sets)
             if len(one) != 1:
                 raise ValueError(f"{item!r}: parameter overrides apply to one model, not the set {base!r}")
             (name, kim_id), = one.items()
             out[f"{name}_{Path(params).stem}"] = with_overrides(kim_id, params, f"potential {item!r}")
-        elif item in registry:
-            out.update(registry[item])
+        elif item in sets:
+            out.update(sets[item])
         elif item in by_name:
             out[item] = by_name[item]
         elif KIM_ID.match(item):
             out[by_id.get(item, short_name(item))] = item
         else:
-            known = ", ".join(sorted(registry))
+            known = ", ".join(sorted(sets))
             raise ValueError(f"unknown potential {item!r}: give a system ({known}), a short name "
                              "from potentials.yaml, or a full KIM ID")
     if not out:
