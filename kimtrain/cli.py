@@ -73,10 +73,10 @@ def cmd_eip_report(a):
 
 
 def cmd_experiment(a):
-    from .experiment.run import run_experiment
-    run_experiment(a.config, a.out, quick=a.quick, models=a.models, seeds=a.seeds, strategies=a.strategies,
-                   alphas=a.alphas, jobs=a.jobs, threads=a.threads, results=a.results, train_sizes=a.train_sizes,
-                   scheduler=a.scheduler)
+    from .experiment.run import Execution, run_experiment
+    from .experiment.spec import load_spec
+    spec = load_spec(a.config, a.models, a.seeds, a.strategies, a.alphas, a.train_sizes)  # stops before any work
+    run_experiment(spec, a.out, Execution(a.quick, a.jobs, a.threads, a.scheduler, a.results))
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
 

@@ -9,25 +9,27 @@ per run) and OUT/results.md (mean (std) over seeds).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from kimlabel import write_atomic
 
 from ..config import from_dict
-from ..data.dataset import load_dataset
-from ..training.context import load_context
-from .parallel import run_tasks
-from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tasks, remember_contexts,
-                   restore, shared_folder, with_options)
 from ..data.alignment import align, best_eip, load_eip_table
+from ..data.dataset import load_dataset
+from ..data.splits import indices, make_split, nested_subset, train_counts, write_split
 from ..reporting.eip import eip_force_errors
 from ..reporting.tables import BEST_EIP, EIP_MODEL, for_csv, results_markdown
-from ..data.splits import indices, make_split, nested_subset, train_counts, write_split
-from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 from ..strategies import get as get_strategy
 from ..strategies.mp import PRETRAINING
+from ..training.context import load_context
+from .parallel import run_tasks
+from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tasks, remember_contexts, restore,
+                   shared_folder, with_options)
+from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 
 
 def _table(ds: DatasetSpec, paths, out: Path) -> str:
@@ -59,90 +61,121 @@ def _split(ds: DatasetSpec, data, n_main: int, seed: int, quick: QuickSpec | Non
 KEY = ["dataset", "model", "strategy", "seed", "n_train"]
 
 
-def run_experiment(config_path, out, quick: bool = False, models=None, seeds=None, strategies=None,
-                   alphas=None, jobs: int = 1, threads: int | None = None, results=None,
-                   train_sizes=None, scheduler: str | None = None) -> pd.DataFrame:
-    """Run the experiment in CONFIG; `models` / `seeds` / `strategies` / `alphas` override the file's lists.
+@dataclass
+class Execution:
+    """How an experiment runs, which never changes what it computes: --quick aside, the same
+    results whatever the jobs, threads or cluster."""
+    quick: bool = False              # the spec's `quick` settings: few epochs, small pool, one seed
+    jobs: int = 1                    # independent trainings in that many worker processes
+    threads: int | None = None       # CPU threads per training (default: the cores divided among jobs)
+    scheduler: str | None = None     # a Dask cluster (local:N, tcp://HOST:PORT, scheduler JSON) instead of jobs
+    results: str | None = None       # a folder keeping each finished run's metrics.json (skipped when found)
 
-    jobs: independent trainings (split seeds, alphas, strategies whose shared pretraining or
-    classifier exists) run in that many worker processes, `threads` CPU threads each (default:
-    the cores divided among them); or, with a Dask `scheduler` (local:N, tcp://HOST:PORT, scheduler
-    JSON file), as tasks on its workers, from the same plan. train_sizes (or the config's `train_sizes`): learning-curve
-    points, counts or fractions of the train marks, each a nested seeded subset (val, test and
-    pool unchanged); every strategy runs at every size, and the full train set is always a point (the
-    experiment's own run, whose LA alpha and Δ EIP the smaller points adopt). results: a folder
-    (committed, say) that keeps each finished run's metrics.json; runs found there are skipped, so an experiment can be finished over
-    several sittings on different machines.
-    Rows of OUT/results.csv from earlier runs that this one does not repeat (another model, seed or
-    strategy) are kept, so experiments run piece by piece into one OUT add up to one table.
+    def check(self):
+        if self.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.scheduler is not None:
+            from kimlabel import check_scheduler
+            check_scheduler(self.scheduler)
+
+
+@dataclass
+class Plan:
+    """What an experiment will run, gathered dataset by dataset before any training."""
+    runs: list = field(default_factory=list)      # PlannedRun, one per results row
+    contexts: dict = field(default_factory=dict)  # loaded training contexts by context_key
+    tsne: list = field(default_factory=list)      # (context, pretraining folder, png)
+    eip_rows: list = field(default_factory=list)  # the best single EIP's rows
+
+
+def run_experiment(spec, out, how: Execution | None = None) -> pd.DataFrame:
+    """Run the experiment `spec` (an ExperimentSpec, or the path of its YAML) into folder `out`.
+
+    Every dataset, split seed and learning-curve point (nested seeded subsets of the train marks;
+    the full train set is always a point, whose LA alpha and Δ EIP the smaller points adopt) gets
+    its runs planned first; then the shared steps and trainings run as one task graph, in `how.jobs`
+    processes or on a Dask cluster. Runs whose metrics.json is in OUT, or kept in `how.results`,
+    are not trained again, so an experiment can be finished over several runs on different
+    machines. Rows of OUT/results.csv from earlier runs that this one does not repeat (another
+    model, seed or strategy) are kept, so experiments run piece by piece into one OUT add up to one
+    table. Returns the results table.
     """
-    spec = load_spec(config_path, models, seeds, strategies, alphas, train_sizes)  # checked: stops before any work
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    if scheduler is not None:
-        from kimlabel import check_scheduler
-        check_scheduler(scheduler)
+    spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)  # checked: stops before any work
+    how = how or Execution()
+    how.check()
     out = Path(out)
-    q = spec.quick if quick else None
-    seeds = q.seeds if q else spec.seeds
-    models = (q.models if q else None) or spec.model_names()
-    ablations = spec.ablations
-    sizes = spec.train_sizes
-    pretrained = any(PRETRAINING in get_strategy(name).steps for name in spec.strategies)
     out.mkdir(parents=True, exist_ok=True)
-    planned, contexts, tsne, eip_rows = [], {}, [], []
+    plan = Plan()
     for ds in spec.datasets:
-        ds_out = out / ds.name
-        paths = ds.paths()
-        main = paths[:-1] if ds.pool_file else paths
-        data = load_dataset(paths, ds.energy_key)
-        main_files = set(main)
-        n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
-        table = _table(ds, paths, ds_out)
-        eip_frame = load_eip_table(table, len(data))[0]  # read once: the best-EIP rows of every split use it
-        for seed in seeds:
-            full = _split(ds, data, n_main, seed, q)
-            n_marks = int((full.mark == "train").sum())
-            # learning-curve points: nested seeded subsets of the train marks; the full train set is
-            # always a point, and is the experiment's own run (its folder, its results)
-            points = sorted(set(train_counts(sizes, n_marks)) | {n_marks}) if sizes else [n_marks]
-            for n in points:
-                split = full if n == n_marks else nested_subset(full, n, seed)
-                tag = f"seed{seed}" + ("" if n == n_marks else f"/n{n}")
-                split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
-                write_split(split, split_path)
-                options = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q).strategy
-                eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds.name, seed, tag, out,
-                                              results))
-                for model in models:
-                    run = _run_config(spec, ds, paths, str(split_path), table, model, seed, q)
-                    ctx = load_context(run, split)
-                    contexts[context_key(run)] = ctx
-                    seed_dir, full_dir = ds_out / model / tag, ds_out / model / f"seed{seed}"
-                    # ablations on the first split seed only, and not on learning-curve points
-                    abl = ablations if seed == seeds[0] and n == n_marks else None
-                    for label, opts in list(labelled_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
-                        r = with_options(run, opts, label, spec.path)
-                        folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
-                        r.out = str(seed_dir / folder)
-                        planned.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
-                                                  choice_from(r, label, spec, seed_dir, full_dir, folder)))
-                    if ablations.tsne and pretrained and seed == seeds[0] and n == n_marks:
-                        tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
-    kept = Path(results) if results else None
-    for p in planned:
+        _plan_dataset(plan, spec, ds, out, how)
+    kept = Path(how.results) if how.results else None
+    for p in plan.runs:
         restore(p, out, kept)
-    if jobs > 1 or scheduler:  # per-epoch lines of parallel trainings would interleave: one line per finished training
-        for p in planned:
+    if how.jobs > 1 or how.scheduler:  # per-epoch lines of parallel trainings would interleave
+        for p in plan.runs:
             p.run.train.progress = False
-    tasks = plan_tasks(planned, out, kept)
-    remember_contexts(contexts)
-    run_tasks(tasks, jobs, threads, scheduler=scheduler)
-    for ctx, pretrain_dir, png in tsne:
+    remember_contexts(plan.contexts)
+    run_tasks(plan_tasks(plan.runs, out, kept), how.jobs, how.threads, scheduler=how.scheduler)
+    for ctx, pretrain_dir, png in plan.tsne:
         from ..reporting.tsne import tsne_before_after
         tsne_before_after(ctx, pretrain_dir, png)
+    return _write_results(plan, out, how.quick)
+
+
+def _plan_dataset(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, out: Path, how: Execution):
+    """Label the dataset if needed, then plan every split point of every seed."""
+    q = spec.quick if how.quick else None
+    ds_out, paths = out / ds.name, ds.paths()
+    data = load_dataset(paths, ds.energy_key)
+    main_files = set(paths[:-1] if ds.pool_file else paths)
+    n_main = sum(src in main_files for src in data.sources)  # the pool file comes last
+    table = _table(ds, paths, ds_out)
+    eip_frame = load_eip_table(table, len(data))[0]  # read once: the best-EIP rows of every split use it
+    seeds = q.seeds if q else spec.seeds
+    for seed in seeds:
+        full = _split(ds, data, n_main, seed, q)
+        n_marks = int((full.mark == "train").sum())
+        sizes = spec.train_sizes
+        for n in sorted(set(train_counts(sizes, n_marks)) | {n_marks}) if sizes else [n_marks]:
+            split = full if n == n_marks else nested_subset(full, n, seed)
+            tag = f"seed{seed}" + ("" if n == n_marks else f"/n{n}")
+            split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
+            write_split(split, split_path)
+            point = (data, paths, table, split, str(split_path), seed, tag)
+            options = _run_config(spec, ds, paths, str(split_path), table, _models(spec, q)[0], seed, q).strategy
+            plan.eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds.name, seed, tag, out,
+                                               how.results))
+            first = seed == seeds[0] and n == n_marks  # ablations: the first split seed, the full train set
+            for model in _models(spec, q):
+                _plan_model(plan, spec, ds, model, point, ds_out, q, first)
+
+
+def _models(spec: ExperimentSpec, q) -> list[str]:
+    return (q.models if q else None) or spec.model_names()
+
+
+def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, point, ds_out: Path, q, first: bool):
+    """The runs of one model on one split point: strategies, variants and (on the first) ablations."""
+    data, paths, table, split, split_path, seed, tag = point
+    run = _run_config(spec, ds, paths, split_path, table, model, seed, q)
+    ctx = load_context(run, split)
+    plan.contexts[context_key(run)] = ctx
+    seed_dir, full_dir = ds_out / model / tag, ds_out / model / f"seed{seed}"
+    abl = spec.ablations if first else None
+    for label, opts in list(labelled_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
+        r = with_options(run, opts, label, spec.path)
+        folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+        r.out = str(seed_dir / folder)
+        plan.runs.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
+                                    choice_from(r, label, spec, seed_dir, full_dir, folder)))
+    if first and spec.ablations.tsne and any(PRETRAINING in get_strategy(s).steps for s in spec.strategies):
+        plan.tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
+
+
+def _write_results(plan: Plan, out: Path, quick: bool) -> pd.DataFrame:
+    """OUT/results.csv and OUT/results.md: this experiment's rows, and earlier rows it did not repeat."""
     rows = [{**json.loads(p.metrics_path.read_text()), "dataset": p.dataset, "model": p.model,
-             "strategy": p.label, "seed": p.seed} for p in planned] + [r for r in eip_rows if r]
+             "strategy": p.label, "seed": p.seed} for p in plan.runs] + [r for r in plan.eip_rows if r]
     df = pd.DataFrame(rows)
     earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
     if earlier is not None and len(earlier):
