@@ -151,3 +151,11 @@ def assert_forces_match_finite_differences(name, **options):
         fd = -(e_plus - e_minus) / (2 * h)
         assert abs(fd - forces[atom, axis]) < 1e-6 + 1e-4 * abs(fd), (atom, axis, fd, forces[atom, axis])
     assert np.abs(forces).max() > 1e-4
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/integration/ (end-to-end command-line runs) is slow: `make test-fast`
+    (pytest -m "not slow") leaves it out, with the tests marked slow one by one."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.slow)

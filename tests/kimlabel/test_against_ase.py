@@ -152,6 +152,7 @@ def test_meam_energy_does_not_depend_on_history():
     assert df[col].iloc[0] == alone
 
 
+@pytest.mark.slow
 def test_models_listing_reads_species_from_kim_api():
     from kimlabel.discovery import models_for_species
     si = {m["kim_id"] for m in models_for_species(["Si"])}

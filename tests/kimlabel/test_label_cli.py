@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.io import write
@@ -95,6 +96,7 @@ def test_every_status_from_real_cases(tmp_path, capsys):
     assert "EMT_Standard model_error on 1 configuration(s) (config_id 4): the model's native code crashed" in err
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     src = big_si_input(tmp_path / "big.extxyz.gz")
     full, killed = tmp_path / "full.parquet", tmp_path / "killed.parquet"

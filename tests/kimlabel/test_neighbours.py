@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sys
 import time
 
 import numpy as np
@@ -33,8 +34,10 @@ SW = resolve("SW_Balamane")["SW_Balamane"]
 
 @pytest.fixture(autouse=True, scope="module")
 def no_hang():
-    """A hang in native code fails the run with the stacks, rather than waiting for CI's limit."""
-    faulthandler.dump_traceback_later(900, exit=True)
+    """A hang in native code fails the run with the stacks (on the terminal, past pytest's capture),
+    rather than waiting for CI's limit: 10 minutes plus 3 s per example of the module's tests."""
+    faulthandler.dump_traceback_later(600 + 3 * 2 * EXAMPLES, exit=True, file=open("/dev/tty", "w")
+                                      if os.isatty(2) else sys.__stderr__)
     yield
     faulthandler.cancel_dump_traceback_later()
 
@@ -95,10 +98,11 @@ def expected_pairs(positions, cell, pbc, cutoff):
             if min(thickness, default=1.0) < cutoff / 30:
                 return None
     i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
-    pairs = {}
-    for a, b, r in zip(i, j, d):
-        pairs.setdefault((int(a), int(b)), []).append(float(r))
-    return {k: sorted(v) for k, v in pairs.items()}
+    order = np.lexsort((d, j, i))
+    i, j, d = i[order], j[order], d[order]
+    starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]) if len(i) else []
+    ends = list(starts[1:]) + [len(i)] if len(i) else []
+    return {(int(i[a]), int(j[a])): d[a:b].tolist() for a, b in zip(starts, ends)}
 
 
 MAX_COMPARED = 20_000  # particles: larger configurations are built but not compared pair by pair
@@ -116,10 +120,12 @@ def kimlabel_pairs(positions, cell, pbc, cutoff):
         return None
     pairs = {}
     for i in range(frame.n):
-        for j in lists.neighbours(0, i):
-            r = float(np.linalg.norm(frame.coords[j] - frame.coords[i]))
-            pairs.setdefault((i, int(frame.image[j])), []).append(r)
-    return {k: sorted(v) for k, v in pairs.items()}
+        j = lists.neighbours(0, i)
+        r = np.linalg.norm(frame.coords[j] - frame.coords[i], axis=1)
+        atoms = frame.image[j]
+        for a in np.unique(atoms):
+            pairs[(i, int(a))] = sorted(r[atoms == a].tolist())
+    return pairs
 
 
 def near_cutoff(pairs, cutoff):

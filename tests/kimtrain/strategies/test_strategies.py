@@ -36,6 +36,7 @@ def test_paper_strategies_are_registered_in_table_order():
         strategies.get("nope")
 
 
+@pytest.mark.slow
 def test_a_registered_toy_strategy_runs_in_an_experiment(toy, tmp_path):
     spec = demo_spec()
     spec["strategies"] = ["baseline", "toy"]
@@ -100,6 +101,7 @@ def toy_step():
     del REGISTRY["mean-eip"]
 
 
+@pytest.mark.slow
 def test_a_strategy_with_a_new_kind_of_shared_step_runs_through_an_experiment(toy_step, tmp_path):
     """The planner knows steps only through Strategy.steps: the toy's step becomes a task of its
     own in the shared folder, and its training starts from what the step made."""

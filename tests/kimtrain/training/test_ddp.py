@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kimtrain import Calculator
 from kimtrain.data.dataset import load_dataset
@@ -22,6 +23,7 @@ def fit(cu, out, *launcher, extra=()):
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_and_the_checkpoint_loads_in_the_calculator(cu, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m"]
     one = fit(cu, tmp_path / "one", sys.executable, "-m")
