@@ -15,7 +15,6 @@ from ..data.alignment import EIPLabels
 from ..models.base import Classifier
 from ..models.factory import new_model
 from ..training import ddp
-from ..training.context import check_forces_model
 from ..training.inference import predict
 from ..training.trainer import LabelledSet, Trainer
 from .base import Strategy, register
@@ -132,17 +131,7 @@ class LabelClassifier(SharedStep):
     """The shared LA classifier; its result is the set of augmented labels (with the picked EIP's
     forces when strategy.augment_force_weight > 0)."""
     name = "classifier"
-    options = {"augment_force_weight": "augmented labels"}
-
-    def uses_eip_forces(self, run) -> bool:
-        return run.strategy.augment_force_weight > 0
-
-    def check(self, run):
-        check_forces_model(run.model.name, run.strategy.augment_force_weight, "strategy.augment_force_weight")
-
-    def record(self, run) -> dict:
-        w = run.strategy.augment_force_weight
-        return {"augment_force_weight": w} if w else {}
+    force_option, acts_on = "augment_force_weight", "augmented labels"
 
     def run(self, ctx, labels, folder, reuse):
         return train_classifier(ctx, labels, folder, reuse)

@@ -65,23 +65,13 @@ class Pretraining(SharedStep):
     """The shared multi-task pretraining; its fine-tunings start from its representation with a
     fresh energy head."""
     name = "pretrain"
-    options = {"pretrain_force_weight": "multi-task pretraining"}
+    force_option, acts_on = "pretrain_force_weight", "multi-task pretraining"
     forces_key = "pretrain_force_masked_atoms"
 
     def folder(self, run) -> str:
         """`pretrain`, or `pretrain_F<w>` with EIP forces of weight w (the classifier serves both)."""
         w = run.strategy.pretrain_force_weight
         return "pretrain" + (f"_F{w:g}" if w else "")
-
-    def uses_eip_forces(self, run) -> bool:
-        return run.strategy.pretrain_force_weight > 0
-
-    def check(self, run):
-        check_forces_model(run.model.name, run.strategy.pretrain_force_weight, "strategy.pretrain_force_weight")
-
-    def record(self, run) -> dict:
-        w = run.strategy.pretrain_force_weight
-        return {"pretrain_force_weight": w} if w else {}
 
     def run(self, ctx, labels, folder, reuse):
         return pretrain(ctx, labels, folder, reuse), folder

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.alignment import align, eip_forces, load_eip_table
-from ..training.context import train_energy
+from ..training.context import check_forces_model, train_energy
 
 STEP_OPTIONS: dict[str, tuple[str, str]] = {}  # strategy option -> (step name, what the option acts on)
 
@@ -32,30 +32,37 @@ class Prepared:
 class SharedStep:
     """A training that sibling strategies reuse on the same split and EIPs, kept in the shared
     folder under folder(run). A subclass defines run() (train, or reuse what the folder holds) and
-    apply() (put the result into a Prepared); `options` names the strategy options that act on this
-    step only (an option set for a strategy without the step is refused)."""
+    apply() (put the result into a Prepared). `force_option` names the strategy option weighting
+    the EIP forces this step trains on, if any: a model without forces refuses it, metrics.json
+    records it, and a strategy without this step refuses it (it acts on `acts_on`)."""
     name = "step"
-    options: dict = {}        # strategy option -> what it acts on, e.g. {"augment_force_weight": "augmented labels"}
+    force_option: str | None = None   # e.g. "pretrain_force_weight"
+    acts_on = ""                      # what that option weighs, for messages: "multi-task pretraining"
     forces_key = "eip_force_masked_atoms"  # metrics.json key of the atoms masked when this step loads EIP forces
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for option, what in cls.options.items():
-            STEP_OPTIONS[option] = (cls.name, what)
+        if cls.force_option:
+            STEP_OPTIONS[cls.force_option] = (cls.name, cls.acts_on)
 
     def folder(self, run) -> str:
         """The step's folder inside the shared folder (one per setting that changes its result)."""
         return self.name
 
+    def force_weight(self, run) -> float:
+        return getattr(run.strategy, self.force_option) if self.force_option else 0.0
+
     def uses_eip_forces(self, run) -> bool:
-        return False
+        return self.force_weight(run) > 0
 
     def check(self, run):
         """Refuse, before any work, settings this step cannot use (a force weight on a model without forces)."""
+        if self.force_option:
+            check_forces_model(run.model.name, self.force_weight(run), f"strategy.{self.force_option}")
 
     def record(self, run) -> dict:
         """The step's settings metrics.json records."""
-        return {}
+        return {self.force_option: self.force_weight(run)} if self.uses_eip_forces(run) else {}
 
     def run(self, ctx, labels, folder: Path, reuse: bool):
         raise NotImplementedError

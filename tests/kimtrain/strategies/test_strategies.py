@@ -1,6 +1,7 @@
 """Strategies are plugins: one registered in a test runs through `kimtrain experiment` untouched."""
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -22,6 +23,18 @@ class HalfEpochs(Strategy):
         return super().train(dataclasses.replace(ctx, run=run), out, prepared, variant, resume)
 
 
+def quick_demo(tmp_path, strategies: list, **quick):
+    """kimtrain experiment --quick on the demo set, SchNet only: (its folder, results by strategy)."""
+    spec = demo_spec()
+    spec["strategies"] = strategies
+    spec["quick"] = {**quick, "models": ["schnet"]}
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "exp"
+    assert main(["experiment", str(config), "--out", str(out), "--quick"]) == 0
+    return out, pd.read_csv(out / "results.csv").set_index("strategy")
+
+
 @pytest.fixture
 def toy():
     strategy = strategies.register(HalfEpochs("toy", "baseline for half the epochs"))
@@ -38,14 +51,7 @@ def test_paper_strategies_are_registered_in_table_order():
 
 @pytest.mark.slow
 def test_a_registered_toy_strategy_runs_in_an_experiment(toy, tmp_path):
-    spec = demo_spec()
-    spec["strategies"] = ["baseline", "toy"]
-    spec["quick"] = {"epochs": 4, "pool_max": 50, "models": ["schnet"]}
-    config = tmp_path / "demo.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "exp"
-    assert main(["experiment", str(config), "--out", str(out), "--quick"]) == 0
-    runs = pd.read_csv(out / "results.csv").set_index("strategy")
+    out, runs = quick_demo(tmp_path, ["baseline", "toy"], epochs=4, pool_max=50)
     assert list(runs.index) == ["baseline", "toy", "best EIP"]
     history = pd.read_csv(out / "si-demo" / "schnet" / "seed0" / "toy" / "history.csv")
     assert list(history.epoch) == [1, 2]  # the toy's own training, not the baseline's 4 epochs
@@ -69,7 +75,6 @@ class MeanEIPLabels(SharedStep):
     name = "mean_eip"
 
     def run(self, ctx, labels, folder, reuse):
-        import numpy as np
         path = folder / "labels.npz"
         if not (reuse and path.exists()):
             folder.mkdir(parents=True, exist_ok=True)
@@ -105,16 +110,8 @@ def toy_step():
 def test_a_strategy_with_a_new_kind_of_shared_step_runs_through_an_experiment(toy_step, tmp_path):
     """The planner knows steps only through Strategy.steps: the toy's step becomes a task of its
     own in the shared folder, and its training starts from what the step made."""
-    spec = demo_spec()
-    spec["strategies"] = ["baseline", "mean-eip"]
-    spec["quick"] = {"epochs": 3, "pool_max": 60, "models": ["schnet"]}
-    config = tmp_path / "demo.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "exp"
-    assert main(["experiment", str(config), "--out", str(out), "--quick"]) == 0
-    runs = pd.read_csv(out / "results.csv").set_index("strategy")
+    out, runs = quick_demo(tmp_path, ["baseline", "mean-eip"], epochs=3, pool_max=60)
     seed = out / "si-demo" / "schnet" / "seed0"
-    import numpy as np
     kept = np.load(seed / "shared" / "mean_eip" / "labels.npz")
     assert runs.loc["mean-eip", "mean_eip_labels"] == len(kept["ids"]) > 40  # the step's report reached metrics.json
     assert (seed / "mean-eip" / "alpha_0.5" / "best.pt").exists()  # trained with the step's labels, alpha 0.5
