@@ -9,6 +9,7 @@ are those of network + EIP, and train.force_weight trains on them.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -79,7 +80,8 @@ class Delta(Strategy):
         if rctx is None:
             return None, {"val_mae_per_atom": math.inf}, sub
         baseline = EIPBaseline(eip, prepared.kim_ids[eip], prepared.labels.offsets[eip])
-        model, best = train_energy(rctx, sub, None, None, 0.0, resume, {"eip_baseline": baseline.to_meta()})
+        start = copy.deepcopy(prepared.start) if prepared.start is not None else None  # mp+delta: pretrained
+        model, best = train_energy(rctx, sub, start, None, 0.0, resume, {"eip_baseline": baseline.to_meta()})
         return model, best, sub
 
     def scoring_context(self, ctx, report: dict):

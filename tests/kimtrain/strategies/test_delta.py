@@ -23,25 +23,32 @@ DATA = str(REPO / "data" / "si_demo_dft.extxyz.gz")
 EIPS = "SW_Balamane,Tersoff_T2"
 
 
-@pytest.fixture(scope="module")
-def delta_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["delta", "mp+delta"])
+def delta_run(tmp_path_factory, request):
+    """A quick delta run, and an mp+delta run (pretrained on the EIP heads of a 30 % pool first)."""
     tmp = tmp_path_factory.mktemp("delta")
     table, split, out = tmp / "table.parquet", tmp / "split.csv", tmp / "delta"
+    pool = "0.3" if request.param == "mp+delta" else "0"
     assert kimlabel_main(["label", DATA, "--potentials", EIPS, "--out", str(table), "--quiet"]) == 0
-    assert main(["split", DATA, "--out", str(split), "--pool", "0", "--train", "0.3", "--val", "0.1",
+    assert main(["split", DATA, "--out", str(split), "--pool", pool, "--train", "0.3", "--val", "0.1",
                  "--test", "0.1"]) == 0
     config = tmp / "small.yaml"
-    config.write_text("model: {hidden: 32, n_layers: 2, n_rbf: 20}\ntrain: {progress: false}\n")
-    assert main(["fit", "--data", DATA, "--split", str(split), "--table", str(table), "--strategy", "delta",
+    config.write_text("model: {hidden: 32, n_layers: 2, n_rbf: 20}\ntrain: {progress: false}\n"
+                      "strategy: {pretrain_epochs: 3}\n")
+    assert main(["fit", "--data", DATA, "--split", str(split), "--table", str(table), "--strategy", request.param,
                  "--out", str(out), "--epochs", "3", "--config", str(config)]) == 0
-    return {"out": out, "split": split, "metrics": json.loads((out / "metrics.json").read_text())}
+    return {"out": out, "split": split, "metrics": json.loads((out / "metrics.json").read_text()),
+            "strategy": request.param}
 
 
 def test_delta_chooses_an_eip_on_validation(delta_run):
     m = delta_run["metrics"]
-    assert m["strategy"] == "delta" and m["eip"] in EIPS.split(",")
+    assert m["strategy"] == delta_run["strategy"] and m["eip"] in EIPS.split(",")
     assert all((delta_run["out"] / f"eip_{e}" / "history.csv").exists() for e in EIPS.split(","))  # one per EIP
     assert np.isfinite(m["test_mae_per_atom"]) and m["test_mae_per_atom"] < 0.5
+    if delta_run["strategy"] == "mp+delta":  # fine-tuned from the shared pretraining on the EIP heads
+        assert (delta_run["out"] / "pretrain" / "best.pt").exists()
+        assert m["pretrain_loss_last"] < m["pretrain_loss_first"]
 
 
 def test_delta_predictions_are_network_plus_eip(delta_run):
