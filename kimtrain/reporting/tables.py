@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..strategies import names as strategy_names
+from .labels_saved import labels_saved
 
 BEST_EIP = "best EIP"  # the row of the best single EIP on validation (no network): a reference line
 EIP_MODEL = "(EIP)"    # its model column: the row is the same for every model, and shown with each
@@ -99,9 +100,26 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
     return "\n".join(lines)
 
 
+def saved_labels(stats: pd.DataFrame, order: list) -> dict:
+    """{strategy: LabelsSaved} against the baseline's mean error at the largest size (stats: mean
+    test error by n_train and strategy); {} without a baseline."""
+    if "baseline" not in order:
+        return {}
+    base = stats.xs("baseline", level="strategy")["mean"]
+    full = base.index.max()
+    out = {}
+    for s in order:
+        curve = stats.xs(s, level="strategy")["mean"]
+        out[s] = labels_saved(curve.index, curve.to_numpy(), float(base.loc[full]), float(full))
+    return out
+
+
 def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
     """Markdown lines: per-atom test MAE (eV/atom), mean (std) over seeds, by training-set size
-    (rows) and strategy (columns); with png, the same as a log-log plot with error bars."""
+    (rows) and strategy (columns), then the DFT labels each strategy saves (the full size over the
+    size at which it reaches the baseline's full-size error; in force MAE too where forces were
+    trained); with png, the same as a log-log plot with error bars, the baseline's full-size error
+    as a dotted line and each crossing marked."""
     order = [k for k in strategy_names() + [BEST_EIP] if k in set(g.strategy)]  # no ablations: full size only
     g = g[g.strategy.isin(order)]
     stats = g.groupby(["n_train", "strategy"]).test_mae_per_atom.agg(["mean", "std", "count"])
@@ -111,6 +129,16 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
         cells = [_mean_std(g[(g.n_train == n) & (g.strategy == s)].test_mae_per_atom) if (n, s) in stats.index else ""
                  for s in order]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    saved = saved_labels(stats, order)
+    if saved:
+        lines.append("| DFT labels saved, energy | " + " | ".join(
+            "(reference)" if s == "baseline" else str(saved[s]) for s in order) + " |")
+        trained_forces = "force_weight" in g and (g.force_weight.fillna(0) > 0).any() and "test_force_mae" in g
+        if trained_forces and g.test_force_mae.notna().any():
+            fstats = g.groupby(["n_train", "strategy"]).test_force_mae.agg(["mean"]).dropna()
+            fsaved = saved_labels(fstats, [s for s in order if s in set(fstats.index.get_level_values(1))])
+            lines.append("| DFT labels saved, forces | " + " | ".join(
+                "(reference)" if s == "baseline" else str(fsaved.get(s, "")) for s in order) + " |")
     if png:
         import matplotlib
         matplotlib.use("Agg")
@@ -119,10 +147,16 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
         for s in order:
             st = stats.xs(s, level="strategy")
             style = {"color": "black", "linestyle": "--", "marker": "s"} if s == BEST_EIP else {"marker": "o"}
-            ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), capsize=3, label=s, **style)
+            line = ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), capsize=3, label=s, **style)
+            if s in saved and s != "baseline" and saved[s].ratio is not None and not saved[s].below:
+                target = stats.xs("baseline", level="strategy")["mean"].iloc[-1]
+                ax.plot([saved[s].n], [target], marker="*", markersize=12, color=line[0].get_color(), zorder=5)
+        if saved:
+            ax.axhline(stats.xs("baseline", level="strategy")["mean"].iloc[-1], color="grey", linestyle=":",
+                       linewidth=1, label="baseline at full size")
         ax.set(xscale="log", yscale="log", xlabel="training configurations",
                ylabel="test MAE (eV/atom)", title=title)
-        ax.legend()
+        ax.legend(fontsize="small")
         fig.tight_layout()
         fig.savefig(png, dpi=120)
         plt.close(fig)

@@ -1,0 +1,37 @@
+"""DFT labels saved, read off learning curves: exact on power laws, bounded below the smallest
+point, 'not reached' where a curve never gets there."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from kimtrain.reporting.labels_saved import labels_saved
+from kimtrain.reporting.tables import learning_curve
+
+SIZES = [10, 25, 50, 100, 200]
+
+
+def test_the_crossing_of_two_power_laws_is_found_exactly():
+    target = 2.0 * 200 ** -0.5  # the baseline 2 n^-1/2 at its full size
+    s = labels_saved(SIZES, [1.0 * n ** -0.5 for n in SIZES], target, 200)
+    assert s.n == pytest.approx(50.0) and s.ratio == pytest.approx(4.0) and str(s) == "4.0x"
+    s = labels_saved(SIZES, [1.5 * n ** -0.7 for n in SIZES], target, 200)  # crossing between grid points
+    n_exact = (1.5 / target) ** (1 / 0.7)
+    assert s.n == pytest.approx(n_exact, rel=1e-12) and s.ratio == pytest.approx(200 / n_exact)
+
+
+def test_below_the_smallest_point_and_never():
+    target = 2.0 * 200 ** -0.5
+    assert str(labels_saved(SIZES, [0.05] * 5, target, 200)) == "> 20.0x"
+    assert str(labels_saved(SIZES, [3.0 * n ** -0.5 for n in SIZES], target, 200)) == "not reached"
+    assert labels_saved(SIZES, [2.0 * n ** -0.5 for n in SIZES], target, 200).ratio == pytest.approx(1.0)
+
+
+def test_the_learning_curve_table_has_the_row(tmp_path):
+    rows = [{"n_train": n, "strategy": s, "seed": seed, "test_mae_per_atom": a * n ** -0.5 * (1 + 0.01 * seed)}
+            for n in SIZES for seed in (0, 1, 2) for s, a in (("baseline", 2.0), ("mp", 1.0), ("la", 3.0))]
+    lines = learning_curve(pd.DataFrame(rows), "toy", tmp_path / "curve.png")
+    row = next(line for line in lines if line.startswith("| DFT labels saved, energy"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert cells == ["(reference)", "not reached", "4.0x"]  # baseline, la, mp in table order
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    assert not any("forces" in line for line in lines)  # no force row without force training
