@@ -57,6 +57,7 @@ class StrategyConfig:
     pretrain_force_weight: float = 0.0  # MP: weight of the EIP forces (kimlabel --forces table) in pretraining
     max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked (pretraining, augmented labels)
     augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
+    mf_weights: list = field(default_factory=lambda: [0.1, 1.0])  # mf: weights of the EIP fidelities' loss, chosen on validation
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
     confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third
@@ -116,6 +117,8 @@ def check(run: "RunConfig", where: str = "config") -> "RunConfig":
         raise ValueError(f"{where}: strategy.alpha must be >= 0, got {s.alpha!r}")
     if not s.alphas or any(not (isinstance(a, (int, float)) and a >= 0) for a in s.alphas):
         raise ValueError(f"{where}: strategy.alphas must be a non-empty list of numbers >= 0, got {s.alphas!r}")
+    if not s.mf_weights or any(isinstance(w, bool) or not (isinstance(w, (int, float)) and w >= 0) for w in s.mf_weights):
+        raise ValueError(f"{where}: strategy.mf_weights must be a non-empty list of numbers >= 0, got {s.mf_weights!r}")
     if not 0 <= s.warmup < 1:
         raise ValueError(f"{where}: strategy.warmup must be in [0, 1), got {s.warmup!r}")
     if run.model.n_rbf < 2:

@@ -1,0 +1,85 @@
+"""mf, joint multi-fidelity training: one network, a head per fidelity, one forward pass per
+configuration for all of them, and predictions from the DFT head."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kimlabel.cli import main as kimlabel_main
+from kimtrain.calculator import load_model
+from kimtrain.cli import main
+from kimtrain.config import ModelConfig
+from kimtrain.data.dataset import load_dataset
+from kimtrain.data.graphs import collate
+from kimtrain.data.splits import indices, read_split
+from kimtrain.models.factory import model_from_meta, prepare_graphs
+from kimtrain.strategies.mf import mf_objective
+from kimtrain.training.inference import predict
+from kimtrain.training.trainer import LabelledSet, as_targets
+
+from conftest import REPO, rattled, tiny_model
+
+DATA = str(REPO / "data" / "si_demo_dft.extxyz.gz")
+EIPS = ["SW_Balamane", "EDIP"]  # fidelities 0.5-0.7 eV/atom from DFT: farther apart than a short training's error
+
+
+def test_one_forward_pass_serves_every_fidelity():
+    """A step forwards each configuration of its DFT batch and of its EIP batch once, however many
+    EIP heads there are: labels x k, not compute x k."""
+    frames = rattled("Si", n=12, seed=3)
+    for k in (2, 9):
+        model, cfg = tiny_model("schnet", frames, ["Si"], n_out=1 + k)
+        graphs = prepare_graphs(frames, cfg, ["Si"])
+        seen = []
+        model.register_forward_pre_hook(lambda m, args: seen.append(args[0].n_configs))
+        eip_set = LabelledSet(graphs[4:], np.random.default_rng(0).normal(-40, 1, (8, k)))
+        batch = collate(graphs[:4], dtype=torch.float64)
+        targets = as_targets(np.random.default_rng(1).normal(-40, 1, (4, 1 + k))).double()
+        loss = mf_objective(eip_set, 1.0, True, batch_size=5, seed=0, force_weight=0.0)(model, batch, targets, 0)
+        assert torch.isfinite(loss) and seen == [4, 5]  # the DFT batch, then 5 EIP-labelled configurations
+
+
+@pytest.fixture(scope="module")
+def mf_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mf")
+    table, split, out = tmp / "table.parquet", tmp / "split.csv", tmp / "mf"
+    assert kimlabel_main(["label", DATA, "--potentials", ",".join(EIPS), "--out", str(table), "--quiet"]) == 0
+    assert main(["split", DATA, "--out", str(split), "--pool", "0.5", "--train", "0.2", "--val", "0.1",
+                 "--test", "0.2"]) == 0
+    config = tmp / "small.yaml"
+    config.write_text("model: {hidden: 48, n_layers: 3, n_rbf: 20}\ntrain: {progress: false}\n"
+                      "strategy: {mf_weights: [1.0]}\n")
+    assert main(["fit", "--data", DATA, "--split", str(split), "--table", str(table), "--strategy", "mf",
+                 "--out", str(out), "--epochs", "40", "--config", str(config)]) == 0
+    return {"out": out, "split": split, "table": table, "metrics": json.loads((out / "metrics.json").read_text())}
+
+
+def test_the_run_predicts_with_its_dft_head(mf_run):
+    m = mf_run["metrics"]
+    assert m["strategy"] == "mf" and m["mf_weight"] == 1.0 and np.isfinite(m["test_mae_per_atom"])
+    model, state = load_model(mf_run["out"])
+    assert state["n_out"] == 1 and state["fidelities"] == ["DFT", *EIPS] and model.n_out == 1
+
+
+def test_each_head_is_closer_to_its_own_fidelity(mf_run):
+    """On the test marks, the DFT head is closer to DFT than to the EIP labels, and each EIP head
+    closer to its aligned EIP than to DFT."""
+    import pandas as pd
+    from kimtrain.data.alignment import align
+    data = load_dataset([DATA])
+    split = read_split(mf_run["split"], len(data))
+    test, train = indices(split, "test"), indices(split, "train")
+    state = torch.load(mf_run["out"] / "eip_weight_1" / "best.pt", weights_only=False, map_location="cpu")
+    model = model_from_meta(state)
+    model.load_state_dict(state["model"])
+    assert model.n_out == 3
+    graphs = prepare_graphs(data.atoms, ModelConfig(**state["model_config"]), state["species"], key=data.key)
+    pred = predict(model.eval(), [graphs[i] for i in test])
+    labels = align(pd.read_parquet(mf_run["table"]), data.atoms, data.energy, train, data.species, names=EIPS)
+    n = data.n_atoms[test][:, None]
+    fidelities = np.concatenate([data.energy[test, None], labels.aligned[test]], axis=1) / n
+    mae = np.abs(pred[:, :, None] / n[:, :, None] - fidelities[:, None, :]).mean(axis=0)  # head x fidelity
+    assert mae[0, 0] < mae[0, 1:].min()
+    for h in (1, 2):
+        assert mae[h, h] < mae[h, 0]
