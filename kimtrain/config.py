@@ -58,6 +58,7 @@ class StrategyConfig:
     max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked (pretraining, augmented labels)
     augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
     mf_weights: list = field(default_factory=lambda: [0.1, 1.0])  # mf: weights of the EIP fidelities' loss, chosen on validation
+    auto_candidates: list = field(default_factory=lambda: ["baseline", "mp", "delta", "mf", "mp+delta"])  # auto: the strategies it tries
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
     confidence: str | None = None  # LA ablation: keep only the low / medium / high confidence third

@@ -102,7 +102,7 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
         strategy = get_strategy(p.run.strategy.strategy)
         shared_rel = Path(p.shared).relative_to(out)
         needs = [add(f"{shared_rel}/{step.folder(p.run)}", _task_step, (p.run, k, p.shared))
-                 for k, step in enumerate(strategy.steps)]
+                 for k, step in enumerate(strategy.steps_for(p.run))]
         if p.choice_from:
             chooser = str(Path(p.choice_from).parent)
             if chooser in fit_name and not Path(p.choice_from).exists():
@@ -150,7 +150,7 @@ def cached_context(run):
 
 def _task_step(run, k: int, shared):
     """The run's strategy's k-th shared step (by position: steps need not be picklable)."""
-    run_step(cached_context(run), get_strategy(run.strategy.strategy).steps[k], shared)
+    run_step(cached_context(run), get_strategy(run.strategy.strategy).steps_for(run)[k], shared)
 
 
 def _task_variant(run, variant: float, shared):

@@ -168,7 +168,7 @@ def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, p
         r.out = str(seed_dir / folder)
         plan.runs.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
                                     choice_from(r, label, spec, seed_dir, full_dir, folder)))
-    if first and spec.ablations.tsne and any(PRETRAINING in get_strategy(s).steps for s in spec.strategies):
+    if first and spec.ablations.tsne and any(PRETRAINING in get_strategy(s).steps_for(run) for s in spec.strategies):
         plan.tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
 
 

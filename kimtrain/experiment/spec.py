@@ -188,11 +188,19 @@ def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
             raise ValueError(f"{where}: {place}.split.stratify must be config_type, got {ds.split.stratify!r}")
         run = from_dict({"model": dict(spec.model, **ds.model), "train": spec.train, "strategy": spec.strategy},
                         f"{where}: {place}")
+        runs = {name: with_options(run, {"strategy": name}, name, where) for name in spec.strategies}
         for label, opts in spec.variants.items():
             if not isinstance(opts, dict):
                 raise ValueError(f"{where}: variants.{label} must map options to values, got {opts!r}")
-            with_options(run, opts, label, where)
-            get_strategy(opts.get("strategy", run.strategy.strategy))
+            runs[label] = with_options(run, opts, label, where)
+            get_strategy(runs[label].strategy.strategy)
+        for label, r in runs.items():  # a strategy's own refusals (options it cannot use), for every model
+            for model in spec.model_names():
+                r.model.name = model
+                try:
+                    get_strategy(r.strategy.strategy).check(r)
+                except ValueError as err:
+                    raise ValueError(f"{where}: {label!r} with model {model}: {err}") from None
     return spec
 
 

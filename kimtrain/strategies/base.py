@@ -30,22 +30,26 @@ class Strategy:
         """A kimlabel table is needed by any strategy that uses EIP labels."""
         return bool(self.steps) or self.uses_table
 
+    def steps_for(self, run) -> tuple:
+        """The shared steps this strategy runs for `run` (the planner schedules them)."""
+        return self.steps
+
     def check(self, run):
         """Refuse, before any work, options this strategy cannot use: a step's option without the
         step, a force weight on a model without forces."""
-        names = {step.name for step in self.steps}
+        names = {step.name for step in self.steps_for(run)}
         for option, (step, what) in STEP_OPTIONS.items():
             value = getattr(run.strategy, option, None)
             if value and step not in names:
                 having = [s.name for s in REGISTRY.items() if step in {t.name for t in s.steps}]
                 raise ValueError(f"strategy.{option} {value}: strategy {self.name} has no {what}"
                                  + (f" ({' and '.join(having)} have)" if having else ""))
-        for step in self.steps:
+        for step in self.steps_for(run):
             step.check(run)
 
     def record(self, run) -> dict:
         """The settings metrics.json records for this strategy's steps."""
-        return {k: v for step in self.steps for k, v in step.record(run).items()}
+        return {k: v for step in self.steps_for(run) for k, v in step.record(run).items()}
 
     def variants(self, run) -> list:
         """The trainings to choose among on validation (LA: the weights alpha); one by default."""
@@ -63,7 +67,8 @@ class Strategy:
         and ablations reuse a choice made on the same validation marks instead of repeating it."""
 
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
-        self.check(ctx.run)
+        if ctx.run.strategy.strategy == self.name:  # a candidate of auto is checked by auto, on auto's steps
+            self.check(ctx.run)
         return prepare(ctx, out, self.steps, self.uses_table, resume, shared)
 
     def scoring_context(self, ctx, report: dict):

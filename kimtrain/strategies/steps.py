@@ -27,6 +27,7 @@ class Prepared:
     report: dict = None     # the steps' figures for metrics.json
     labels: object = None   # EIPLabels aligned on the train marks, when the strategy uses the table
     kim_ids: dict = None    # EIP short name -> full KIM ID (the table's metadata)
+    parts: dict = None      # auto: each candidate strategy's own Prepared, by name
 
 
 class SharedStep:
