@@ -75,7 +75,7 @@ def cmd_eip_report(a):
 def cmd_experiment(a):
     from .experiment.run import Execution, run_experiment
     from .experiment.spec import load_spec
-    spec = load_spec(a.config, a.models, a.seeds, a.strategies, a.alphas, a.train_sizes)  # stops before any work
+    spec = load_spec(a.config, a.models, a.seeds, a.strategies, a.alphas, a.train_sizes, a.quick)  # before any work
     run_experiment(spec, a.out, Execution(a.quick, a.jobs, a.threads, a.scheduler, a.results))
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 

@@ -100,8 +100,8 @@ def run_experiment(spec, out, how: Execution | None = None) -> pd.DataFrame:
     model, seed or strategy) are kept, so experiments run piece by piece into one OUT add up to one
     table. Returns the results table.
     """
-    spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)  # checked: stops before any work
     how = how or Execution()
+    spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec, quick=how.quick)  # checked: before any work
     how.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -136,8 +136,9 @@ def expand(patterns, name: str) -> list[str]:
     return paths
 
 
-def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
-    """Everything that can be checked before any work: files, names, split fractions, run options."""
+def check_spec(spec: ExperimentSpec, quick: bool = False) -> ExperimentSpec:
+    """Everything that can be checked before any work: files, names, split fractions, run options,
+    and each strategy's own refusals for every model that will run (`quick`: the quick settings' models)."""
     from ..models import get as get_model
     from .plan import with_options
     from ..strategies import get as get_strategy
@@ -195,7 +196,7 @@ def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
             runs[label] = with_options(run, opts, label, where)
             get_strategy(runs[label].strategy.strategy)
         for label, r in runs.items():  # a strategy's own refusals (options it cannot use), for every model
-            for model in spec.model_names():
+            for model in (spec.quick.models if quick and spec.quick.models else spec.model_names()):
                 r.model.name = model
                 try:
                     get_strategy(r.strategy.strategy).check(r)
@@ -204,8 +205,10 @@ def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
     return spec
 
 
-def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train_sizes=None) -> ExperimentSpec:
-    """The experiment in the YAML file `path`, checked, with the command line's overrides applied."""
+def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train_sizes=None,
+              quick: bool = False) -> ExperimentSpec:
+    """The experiment in the YAML file `path`, checked (for a --quick run with `quick`), with the
+    command line's overrides applied."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -237,4 +240,4 @@ def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train
         spec.strategy = dict(spec.strategy, alphas=list(alphas))
     if train_sizes:
         spec.train_sizes = list(train_sizes)
-    return check_spec(spec)
+    return check_spec(spec, quick)

@@ -10,11 +10,25 @@ shared steps, each counted once). The test marks never enter the choice.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Strategy, get, register
-from .steps import Prepared
+from .steps import STEP_OPTIONS, Prepared
+
+
+def candidate_context(ctx, name: str):
+    """ctx with the run as candidate `name` runs it: its own strategy name, and the options of steps
+    it lacks (a pretraining force weight for baseline, say) set to 0."""
+    run = copy.deepcopy(ctx.run)
+    run.strategy.strategy = name
+    steps = {s.name for s in get(name).steps_for(run)}
+    for option, (step, _) in STEP_OPTIONS.items():
+        if step not in steps:
+            setattr(run.strategy, option, 0.0)
+    return dataclasses.replace(ctx, run=run)
 
 
 @dataclass(frozen=True)
@@ -58,20 +72,23 @@ class Auto(Strategy):
         the experiment's, or OUT/shared for a single run."""
         self.check(ctx.run)
         shared = shared or Path(out) / "shared"
-        parts = {c.name: c.prepare(ctx, Path(out) / c.name, resume, shared) for c in self.candidates(ctx.run)}
+        parts = {c.name: c.prepare(candidate_context(ctx, c.name), Path(out) / c.name, resume, shared)
+                 for c in self.candidates(ctx.run)}
         report = {k: v for part in parts.values() for k, v in part.report.items()}
         report.update(auto_validation={}, auto_trainings=len(self.variants(ctx.run)) + len(self.steps_for(ctx.run)))
         return Prepared(report=report, parts=parts)
 
     def train(self, ctx, out, prepared, variant, resume: bool = False):
         name, v = variant
-        model, best, folder = get(name).train(ctx, Path(out) / name, prepared.parts[name], v, resume)
+        model, best, folder = get(name).train(candidate_context(ctx, name), Path(out) / name, prepared.parts[name], v,
+                                              resume)
         key = "val_loss" if ctx.run.train.force_weight > 0 else "val_mae_per_atom"
         prepared.report["auto_validation"][self.variant_name(variant)] = best.get(key)
         return model, best, folder
 
     def scoring_context(self, ctx, report: dict):
-        return get(report["auto_choice"]).scoring_context(ctx, report)
+        name = report["auto_choice"]
+        return get(name).scoring_context(candidate_context(ctx, name), report)
 
 
 AUTO = register(Auto("auto", "the candidate strategy with the lowest validation error", uses_table=True))

@@ -67,8 +67,7 @@ class Strategy:
         and ablations reuse a choice made on the same validation marks instead of repeating it."""
 
     def prepare(self, ctx, out, resume: bool = False, shared=None) -> Prepared:
-        if ctx.run.strategy.strategy == self.name:  # a candidate of auto is checked by auto, on auto's steps
-            self.check(ctx.run)
+        self.check(ctx.run)
         return prepare(ctx, out, self.steps, self.uses_table, resume, shared)
 
     def scoring_context(self, ctx, report: dict):
