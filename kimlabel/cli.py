@@ -72,12 +72,8 @@ def cmd_refit(args):
     if len(pots) != 1:
         raise ValueError(f"refit takes one model, got the set {args.model!r} ({', '.join(pots)})")
     (name, kim_id), = pots.items()
-    from .simulator import is_simulator_model
-    if is_simulator_model(kim_id):
-        raise ValueError(f"refit: {name} ({kim_id}) is a KIM simulator model, run through LAMMPS; refit fits "
-                         "portable models only (KLIFF sets their parameters through the KIM API)")
     report = refit(kim_id, args.data, args.split, args.out, args.params, args.forces_weight, args.maxiter,
-                   args.keep_signs)
+                   args.keep_signs, name)
     print(json.dumps(report, indent=1))
     print(f"wrote {args.out}: use it as --potentials {name}@{args.out}", file=sys.stderr)
 

@@ -122,29 +122,31 @@ def has_foreign_results(atoms) -> bool:
     return bool(calc is not None and getattr(calc, "results", None)) and not own_results(atoms)
 
 
-def reference_energy(atoms, energy_key: str | None = None) -> float:
+def reference_energy(atoms, energy_key: str | None = None, results: dict | None = None) -> float:
     """DFT/reference energy (eV) of a frame: info[energy_key], else its own calculator results
-    (NaN when there are none, or when they belong to another configuration)."""
+    (NaN when there are none, or when they belong to another configuration). results: the frame's
+    own_results, when the caller has them already."""
     if energy_key and energy_key in atoms.info:
         return float(atoms.info[energy_key])
-    results = own_results(atoms)
+    results = own_results(atoms) if results is None else results
     key = energy_key if energy_key in results else "energy"
     return float(results[key]) if key in results else math.nan
 
 
-def reference_forces(atoms):
+def reference_forces(atoms, results: dict | None = None):
     """DFT/reference forces (eV/Å, (n, 3)) from the frame's own calculator results, else None."""
-    results = own_results(atoms)
+    results = own_results(atoms) if results is None else results
     return np.asarray(results["forces"], dtype=float) if "forces" in results else None
 
 
 def from_atoms(atoms, config_id: int, source: str = "<memory>", index: int = 0,
                energy_key: str | None = None) -> Config:
+    results = own_results(atoms)  # once: comparing the calculator's atoms costs as much as reading them
     return Config(config_id=config_id, source=source, index=index,
                   symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
                   cell=np.asarray(atoms.get_cell()), pbc=np.asarray(atoms.get_pbc()),
-                  energy_ref=reference_energy(atoms, energy_key),
-                  config_type=atoms.info.get("config_type"), forces_ref=reference_forces(atoms))
+                  energy_ref=reference_energy(atoms, energy_key, results),
+                  config_type=atoms.info.get("config_type"), forces_ref=reference_forces(atoms, results))
 
 
 def _check(atoms, where: str):

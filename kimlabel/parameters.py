@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ModelInitError
+from .kimlog import KIMLog
 
 
 def split_overrides(kim_id: str) -> tuple[str, str | None]:
@@ -42,7 +43,6 @@ def parameter_index(model) -> dict:
 def apply_overrides(model, kim_id: str, path):
     """Set the parameters of a kimpy model from `path`, then refresh it once. A name the model
     lacks or a value count other than the parameter's extent is an error naming it."""
-    from .kimlog import KIMLog
     overrides = load_overrides(path)
     known = parameter_index(model)
     log = KIMLog()

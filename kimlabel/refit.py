@@ -67,17 +67,19 @@ def _composition(configs, species) -> np.ndarray:
 
 
 def refit(kim_id: str, data, split, out, params=None, forces_weight: float = 0.0, maxiter: int = 100,
-          keep_signs: bool = False) -> dict:
+          keep_signs: bool = False, name: str | None = None) -> dict:
     """Fit, write OUT (a parameter YAML, never over an existing file) and return a report: the
     fitted parameters and per-atom energy MAE (eV/atom) on train and test before and after.
 
     keep_signs: every fitted value keeps the sign of the model's own (L-BFGS-B bounds at 0), so a
     repulsive prefactor stays repulsive; a fit that would take Tersoff's B below 0, where the model
-    refuses to compute, stops at 0 instead. A fit whose bounds never bind is unchanged by them."""
+    refuses to compute, stops at 0 instead. A fit whose bounds never bind is unchanged by them.
+    name: the potential's short name, for messages. Simulator models are refused: KLIFF sets the
+    parameters of portable models only."""
     from .simulator import is_simulator_model
     if is_simulator_model(kim_id):
-        raise ValueError(f"{kim_id} is a KIM simulator model (it runs through LAMMPS); kimlabel refit fits "
-                         "portable models only, whose parameters KLIFF sets through the KIM API")
+        raise ValueError(f"refit: {f'{name} ({kim_id})' if name else kim_id} is a KIM simulator model, run through "
+                         "LAMMPS; refit fits portable models only (KLIFF sets their parameters through the KIM API)")
     out = Path(out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} exists: choose another --out, or delete it first")

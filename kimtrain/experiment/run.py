@@ -142,16 +142,13 @@ def _plan_dataset(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, out: Path, 
             split_path = ds_out / "splits" / (tag.replace("/", "_") + ".csv")
             write_split(split, split_path)
             point = (data, paths, table, split, str(split_path), seed, tag)
-            options = _run_config(spec, ds, paths, str(split_path), table, _models(spec, q)[0], seed, q).strategy
+            models = spec.run_models(how.quick)
+            options = _run_config(spec, ds, paths, str(split_path), table, models[0], seed, q).strategy
             plan.eip_rows.append(_best_eip_row(data, table, eip_frame, split, options, ds.name, seed, tag, out,
                                                how.results))
             first = seed == seeds[0] and n == n_marks  # ablations: the first split seed, the full train set
-            for model in _models(spec, q):
+            for model in models:
                 _plan_model(plan, spec, ds, model, point, ds_out, q, first)
-
-
-def _models(spec: ExperimentSpec, q) -> list[str]:
-    return (q.models if q else None) or spec.model_names()
 
 
 def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, point, ds_out: Path, q, first: bool):

@@ -18,6 +18,8 @@ import yaml
 from ..config import from_dict
 
 DEFAULT_STRATEGIES = ["baseline", "la", "mp", "mp+la"]  # the paper's Table 3
+MARKS = ("pool", "train", "val", "test")
+INTERNAL = {"internal": True}  # metadata of fields that are not keys of the file
 DEFAULT_SEEDS = [0, 1, 2]
 
 
@@ -29,12 +31,13 @@ class SplitSpec:
     val: float = 0.04
     test: float = 0.04
     stratify: str | None = None  # config_type: the fractions hold within each configuration type
+    order: list = field(default_factory=list, repr=False, metadata=INTERNAL)  # the file's keys, in its order
 
     def fractions(self) -> dict[str, float]:
         """{mark: fraction} in the order the file gives them: the order breaks ties when a group's
         counts are rounded (kimtrain.data.splits), so a file's split is the same as it always was."""
-        order = getattr(self, "order", None) or ["pool", "train", "val", "test"]
-        return {k: getattr(self, k) for k in order + [m for m in ("pool", "train", "val", "test") if m not in order]}
+        given = [k for k in self.order if k in MARKS]
+        return {k: getattr(self, k) for k in given + [m for m in MARKS if m not in given]}
 
 
 @dataclass
@@ -88,11 +91,16 @@ class ExperimentSpec:
     ablations: Ablations = field(default_factory=Ablations)
     train_sizes: list | None = None  # learning-curve points: counts or fractions of the train marks
     quick: QuickSpec = field(default_factory=QuickSpec)
-    path: str = "experiment"        # the file, for messages
+    path: str = field(default="experiment", metadata=INTERNAL)  # the file, for messages
 
     def model_names(self) -> list[str]:
         from ..models import names
         return list(self.models or names())
+
+    def run_models(self, quick: bool = False) -> list[str]:
+        """The models an experiment trains: the quick settings' models in a --quick run, when they
+        name any, else the file's (or every registered model)."""
+        return list(self.quick.models) if quick and self.quick.models else self.model_names()
 
 
 def _typed(cls, raw, where: str, place: str):
@@ -101,7 +109,7 @@ def _typed(cls, raw, where: str, place: str):
         raw = {}
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: {place} must be a mapping of keys to values, got {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = [k for k in raw if k not in fields]
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} in {place}; known keys there: {', '.join(fields)}")
@@ -114,6 +122,8 @@ def _typed(cls, raw, where: str, place: str):
                and f.default_factory is dataclasses.MISSING and n not in kwargs]
     if missing:
         raise ValueError(f"{where}: {place} needs the key {missing[0]!r}")
+    if any(f.name == "order" for f in dataclasses.fields(cls)):
+        kwargs["order"] = list(raw)
     return cls(**kwargs)
 
 
@@ -196,7 +206,7 @@ def check_spec(spec: ExperimentSpec, quick: bool = False) -> ExperimentSpec:
             runs[label] = with_options(run, opts, label, where)
             get_strategy(runs[label].strategy.strategy)
         for label, r in runs.items():  # a strategy's own refusals (options it cannot use), for every model
-            for model in (spec.quick.models if quick and spec.quick.models else spec.model_names()):
+            for model in spec.run_models(quick):
                 r.model.name = model
                 try:
                     get_strategy(r.strategy.strategy).check(r)
@@ -224,8 +234,6 @@ def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train
         raise ValueError(f"{where}: needs `datasets:`, a list of datasets (name, data, potentials or table)")
     spec = _typed(ExperimentSpec, dict(raw, datasets=[]), where, "the file")
     spec.datasets = [_typed(DatasetSpec, ds, where, f"datasets[{k}]") for k, ds in enumerate(datasets)]
-    for ds, given in zip(spec.datasets, datasets):
-        ds.split.order = [k for k in (given.get("split") or {}) if k in ("pool", "train", "val", "test")]
     spec.path = where
     for key in ("model", "train", "strategy"):
         if not isinstance(getattr(spec, key), dict):

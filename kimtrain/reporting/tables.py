@@ -149,11 +149,10 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
             style = {"color": "black", "linestyle": "--", "marker": "s"} if s == BEST_EIP else {"marker": "o"}
             line = ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), capsize=3, label=s, **style)
             if s in saved and s != "baseline" and saved[s].ratio is not None and not saved[s].below:
-                target = stats.xs("baseline", level="strategy")["mean"].iloc[-1]
-                ax.plot([saved[s].n], [target], marker="*", markersize=12, color=line[0].get_color(), zorder=5)
+                ax.plot([saved[s].n], [saved[s].target], marker="*", markersize=12, color=line[0].get_color(),
+                        zorder=5)
         if saved:
-            ax.axhline(stats.xs("baseline", level="strategy")["mean"].iloc[-1], color="grey", linestyle=":",
-                       linewidth=1, label="baseline at full size")
+            ax.axhline(saved["baseline"].target, color="grey", linestyle=":", linewidth=1, label="baseline at full size")
         ax.set(xscale="log", yscale="log", xlabel="training configurations",
                ylabel="test MAE (eV/atom)", title=title)
         ax.legend(fontsize="small")
