@@ -48,6 +48,7 @@ class PlannedRun:
     run: object            # RunConfig; run.out is the run's folder
     shared: Path           # folder of the pretraining and classifier shared with sibling runs
     choice_from: str | None = None  # adopt the alpha / EIP chosen by this run's metrics.json
+    candidates: list | None = None  # auto: the runs (PlannedRun) it chooses among on validation
 
     @property
     def metrics_path(self) -> Path:
@@ -66,6 +67,44 @@ def with_options(run, opts: dict, label: str, where: str = "experiment"):
                              "model./train./strategy. followed by a field)")
         setattr(target, name, value)
     return check(r, f"{where}: variant {label!r}")
+
+
+def folder_name(label: str) -> str:
+    """A run's folder from its label: `mp+la (EIP F) +F` -> `mp+la_EIP_F_+F`."""
+    return label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+
+
+def _settings(run) -> dict:
+    d = run.to_dict()
+    d.pop("out")
+    return d
+
+
+def expand_auto(runs: list[PlannedRun], seed_dir: Path) -> list[PlannedRun]:
+    """runs (one model on one split point) with every auto run's candidates as runs of their own,
+    placed before it: a sibling run with the same settings is the candidate (trained once for both),
+    others are added, labelled like the auto run with the candidate's name for `auto`. Auto's own
+    task then only chooses (costing nothing beyond its candidates)."""
+    out = []
+    for p in runs:
+        if p.run.strategy.strategy != "auto":
+            out.append(p)
+            continue
+        p.candidates = []
+        for name, crun in get_strategy("auto").candidate_runs(p.run).items():
+            same = [q for q in runs + out if q.run.strategy.strategy != "auto" and _settings(q.run) == _settings(crun)]
+            if same:
+                p.candidates.append(same[0])
+                continue
+            label = p.label.replace("auto", name) if "auto" in p.label else f"{p.label} [{name}]"
+            if any(q.label == label for q in runs + out):
+                label = f"{label} [auto]"
+            crun.out = str(seed_dir / folder_name(label))
+            q = PlannedRun(p.dataset, p.model, p.seed, label, crun, shared_folder(seed_dir, crun))
+            out.append(q)
+            p.candidates.append(q)
+        out.append(p)
+    return out
 
 
 def shared_folder(seed_dir: Path, run) -> Path:
@@ -98,6 +137,11 @@ def plan_tasks(planned: list[PlannedRun], out: Path, kept: Path | None) -> list[
     fit_name = {p.run.out: str(Path(p.run.out).relative_to(out)) for p in planned}
     for p in planned:
         if p.metrics_path.exists():
+            continue
+        if p.candidates is not None:  # auto: waits for its candidates' runs, then chooses
+            needs = [fit_name[c.run.out] for c in p.candidates if not c.metrics_path.exists()]
+            add(fit_name[p.run.out], _task_auto, (p, kept / Path(p.run.out).relative_to(out) if kept else None),
+                needs)
             continue
         strategy = get_strategy(p.run.strategy.strategy)
         shared_rel = Path(p.shared).relative_to(out)
@@ -165,8 +209,33 @@ def _task_fit(p: PlannedRun, keep_dir: Path | None):
     if p.choice_from:
         get_strategy(run.strategy.strategy).adopt_choice(run, json.loads(Path(p.choice_from).read_text()))
     metrics = run_fit(run, resume=True, ctx=cached_context(run), shared=p.shared)
+    _keep(keep_dir, metrics, p)
+    return metrics
+
+
+def _keep(keep_dir: Path | None, metrics: dict, p: PlannedRun):
     if keep_dir is not None:
         keep_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(keep_dir / "metrics.json", json.dumps({**metrics, "dataset": p.dataset, "label": p.label},
                                                            indent=1))
+
+
+def _task_auto(p: PlannedRun, keep_dir: Path | None):
+    """auto in an experiment: the candidate run with the lowest validation error (val_loss when
+    training on forces, else the per-atom energy MAE); its metrics (and best.pt, when this machine
+    trained it) become auto's, with the choice, every candidate's figure and the cost recorded."""
+    from ..strategies.auto import choose
+    key = "val_loss" if p.run.train.force_weight > 0 else "val_mae_per_atom"
+    found = {c.run.strategy.strategy: (c, json.loads(c.metrics_path.read_text())) for c in p.candidates}
+    chosen = choose({n: m for n, (_, m) in found.items()}, key)
+    run, source = found[chosen]
+    metrics = {k: v for k, v in source.items() if k not in ("dataset", "label")}
+    metrics.update(strategy="auto", auto_choice=chosen, auto_validation={n: m.get(key) for n, (_, m) in found.items()},
+                   auto_trainings=get_strategy("auto").trainings(p.run), auto_from=Path(run.run.out).name)
+    Path(p.run.out).mkdir(parents=True, exist_ok=True)
+    if (Path(run.run.out) / "best.pt").exists():
+        import shutil
+        shutil.copyfile(Path(run.run.out) / "best.pt", Path(p.run.out) / "best.pt")
+    write_atomic(p.metrics_path, json.dumps(metrics, indent=1))
+    _keep(keep_dir, metrics, p)
     return metrics

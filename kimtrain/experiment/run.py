@@ -27,8 +27,8 @@ from ..strategies import get as get_strategy
 from ..strategies.mp import PRETRAINING
 from ..training.context import load_context
 from .parallel import run_tasks
-from .plan import (PlannedRun, choice_from, context_key, labelled_runs, plan_tasks, remember_contexts, restore,
-                   shared_folder, with_options)
+from .plan import (PlannedRun, choice_from, context_key, expand_auto, folder_name, labelled_runs, plan_tasks,
+                   remember_contexts, restore, shared_folder, with_options)
 from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 
 
@@ -159,12 +159,15 @@ def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, p
     plan.contexts[context_key(run)] = ctx
     seed_dir, full_dir = ds_out / model / tag, ds_out / model / f"seed{seed}"
     abl = spec.ablations if first else None
+    here = []
     for label, opts in list(labelled_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
         r = with_options(run, opts, label, spec.path)
-        folder = label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+        folder = folder_name(label)
         r.out = str(seed_dir / folder)
-        plan.runs.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
-                                    choice_from(r, label, spec, seed_dir, full_dir, folder)))
+        here.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
+                               None if r.strategy.strategy == "auto" else
+                               choice_from(r, label, spec, seed_dir, full_dir, folder)))
+    plan.runs += expand_auto(here, seed_dir)
     if first and spec.ablations.tsne and any(PRETRAINING in get_strategy(s).steps_for(run) for s in spec.strategies):
         plan.tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))
 
@@ -201,9 +204,22 @@ def _best_eip_row(data, table: str, frame: pd.DataFrame, split: pd.DataFrame, op
                "n_val": len(idx["val"]), "n_test": len(idx["test"]), **best, "dataset": dataset, "label": BEST_EIP}
     folder = out / dataset / "best_EIP" / tag
     for path in [folder] + ([Path(results) / folder.relative_to(out)] if results else []):
-        path.mkdir(parents=True, exist_ok=True)
-        write_atomic(path / "metrics.json", json.dumps(metrics, indent=1))
+        _write_if_changed(path / "metrics.json", metrics)
     return {**metrics, "strategy": BEST_EIP}
+
+
+def _write_if_changed(path: Path, metrics: dict):
+    """Write metrics.json unless it holds the same figures to 1e-9 relative (a recomputation on
+    another machine differs in the last digits only: a kept results folder stays unchanged)."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        same = old.keys() == metrics.keys() and all(
+            np.isclose(old[k], v, rtol=1e-9, atol=0) if isinstance(v, float) and isinstance(old[k], float)
+            else old[k] == v for k, v in metrics.items())
+        if same:
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(metrics, indent=1))
 
 
 def _run_config(spec: ExperimentSpec, ds: DatasetSpec, paths, split, table, model, seed, q: QuickSpec | None):

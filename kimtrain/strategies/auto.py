@@ -32,6 +32,20 @@ def candidate_context(ctx, name: str):
 
 
 @dataclass(frozen=True)
+class _Holder:
+    """A stand-in context holding only a run (candidate_context replaces its run)."""
+    run: object
+
+
+def choose(metrics: dict, key: str) -> str:
+    """The candidate (name -> its metrics.json) with the lowest validation figure `key`."""
+    usable = {n: m for n, m in metrics.items() if m.get(key) is not None and m[key] == m[key]}
+    if not usable:
+        raise ValueError(f"auto: no candidate has a validation {key} ({', '.join(metrics)})")
+    return min(usable, key=lambda n: usable[n][key])
+
+
+@dataclass(frozen=True)
 class Auto(Strategy):
     def candidates(self, run) -> list:
         names = list(run.strategy.auto_candidates)
@@ -61,6 +75,16 @@ class Auto(Strategy):
         name, v = variant
         return {"auto_choice": name, **get(name).variant_report(v)}
 
+    def trainings(self, run) -> int:
+        """What auto costs, in trainings: every candidate's variants plus their shared steps, each once."""
+        return len(self.variants(run)) + len(self.steps_for(run))
+
+    def candidate_runs(self, run) -> dict:
+        """Each candidate's run config as the candidate runs on its own (an experiment trains these
+        as runs of their own, reusing sibling runs with the same settings, and auto chooses among them)."""
+        self.check(run)
+        return {c.name: candidate_context(_Holder(run), c.name).run for c in self.candidates(run)}
+
     def adopt_choice(self, run, metrics: dict):
         """A learning-curve point tries only the candidate chosen at the full size, with its choice."""
         if metrics.get("auto_choice"):
@@ -75,7 +99,7 @@ class Auto(Strategy):
         parts = {c.name: c.prepare(candidate_context(ctx, c.name), Path(out) / c.name, resume, shared)
                  for c in self.candidates(ctx.run)}
         report = {k: v for part in parts.values() for k, v in part.report.items()}
-        report.update(auto_validation={}, auto_trainings=len(self.variants(ctx.run)) + len(self.steps_for(ctx.run)))
+        report.update(auto_validation={}, auto_trainings=self.trainings(ctx.run))
         return Prepared(report=report, parts=parts)
 
     def train(self, ctx, out, prepared, variant, resume: bool = False):
