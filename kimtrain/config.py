@@ -58,6 +58,7 @@ class StrategyConfig:
     max_force: float = 50.0     # eV/Å: EIP atoms whose force is larger are masked (pretraining, augmented labels)
     augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
     mf_weights: list = field(default_factory=lambda: [0.1, 1.0])  # mf: weights of the EIP fidelities' loss, chosen on validation
+    mf_force_weight: float = 0.0  # mf: weight of the EIP forces (kimlabel --forces table) within the EIP fidelities' loss
     auto_candidates: list = field(default_factory=lambda: ["baseline", "mp", "delta", "mf", "mp+delta"])  # auto: the strategies it tries
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
@@ -86,7 +87,8 @@ POSITIVE = {"model": ("hidden", "n_layers", "n_rbf", "cutoff", "soap_r_cut", "so
                       "n_radial", "n_spherical", "triplet_size", "triplet_chunk"),
             "train": ("epochs", "batch_size", "lr", "lr_end", "grad_clip", "threads"),
             "strategy": ("cut", "classifier_epochs", "pretrain_epochs", "max_energy_per_atom", "max_force")}
-NON_NEGATIVE = {"train": ("force_weight",), "strategy": ("pretrain_force_weight", "augment_force_weight")}
+NON_NEGATIVE = {"train": ("force_weight",), "strategy": ("pretrain_force_weight", "augment_force_weight",
+                                                         "mf_force_weight")}
 FLAGS = {"train.epochs": "--epochs", "strategy.cut": "--cut", "train.threads": "--threads"}
 CHOICES = {("train", "loss"): ("per_atom", "total"), ("model", "filter"): ("tabulated", "direct"),
            ("strategy", "confidence"): (None, "low", "medium", "high")}

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Strategy, get, register
+from .base import REGISTRY, Strategy, get, register
 from .steps import STEP_OPTIONS, Prepared
 
 
@@ -28,6 +28,10 @@ def candidate_context(ctx, name: str):
     for option, (step, _) in STEP_OPTIONS.items():
         if step not in steps:
             setattr(run.strategy, option, 0.0)
+    for other in REGISTRY.items():
+        for option in other.own_options:
+            if option not in get(name).own_options:
+                setattr(run.strategy, option, 0.0)
     return dataclasses.replace(ctx, run=run)
 
 
@@ -59,6 +63,9 @@ class Auto(Strategy):
         for c in self.candidates(run):
             steps += [s for s in c.steps_for(run) if s not in steps]
         return tuple(steps)
+
+    def options_for(self, run) -> tuple:
+        return tuple(o for c in self.candidates(run) for o in c.own_options)
 
     def check(self, run):
         self.candidates(run)

@@ -24,6 +24,7 @@ class Strategy:
     summary: str
     steps: tuple = ()          # SharedStep instances, run in order before the trainings
     uses_table: bool = False   # reads the aligned EIP labels without a shared step (delta)
+    own_options: tuple = ()    # strategy options only this strategy acts on (mf: mf_force_weight)
 
     @property
     def needs_table(self) -> bool:
@@ -44,8 +45,17 @@ class Strategy:
                 having = [s.name for s in REGISTRY.items() if step in {t.name for t in s.steps}]
                 raise ValueError(f"strategy.{option} {value}: strategy {self.name} has no {what}"
                                  + (f" ({' and '.join(having)} have)" if having else ""))
+        for other in REGISTRY.items():
+            for option in other.own_options:
+                value = getattr(run.strategy, option, None)
+                if value and option not in self.options_for(run):
+                    raise ValueError(f"strategy.{option} {value}: only strategy {other.name} uses it, not {self.name}")
         for step in self.steps_for(run):
             step.check(run)
+
+    def options_for(self, run) -> tuple:
+        """The own options this strategy acts on for `run` (auto: those of its candidates)."""
+        return self.own_options
 
     def record(self, run) -> dict:
         """The settings metrics.json records for this strategy's steps."""

@@ -6,7 +6,8 @@ A training step takes a batch of DFT-labelled configurations and a batch drawn f
 EIP-labelled ones; each configuration goes through the network once, and that one forward pass
 gives all its fidelities (labels x k, not compute x k). loss = DFT per-atom MSE (+ force_weight x
 DFT force MSE) + w x (EIP per-atom MSE over every head and both batches), with w chosen on
-validation among strategy.mf_weights. EIP entries whose status is not ok or whose energy exceeds
+validation among strategy.mf_weights; with strategy.mf_force_weight > 0 the EIP heads fit their
+EIPs' forces on the EIP batch too (a kimlabel --forces table). EIP entries whose status is not ok or whose energy exceeds
 the limit are masked; the per-species alignment is fitted on the train marks only, as everywhere.
 After training, OUT/best.pt holds the DFT head only, so evaluation, the Calculator and every other
 reader see a single-fidelity model; each weight's folder keeps the model with every head.
@@ -24,7 +25,8 @@ from kimlabel import replacing
 from ..data.reference import set_reference
 from ..data.graphs import collate
 from ..models.factory import model_meta, new_model
-from ..training.context import check_forces
+from ..data.alignment import eip_forces
+from ..training.context import check_forces, check_forces_model
 from ..training.forces import energy_and_projected_force_mse
 from ..training.inference import energy_validator
 from ..training.losses import masked_mse
@@ -43,9 +45,12 @@ class DFTHead(torch.nn.Module):
         return self.model(batch)[:, :1]
 
 
-def mf_objective(eip_set, weight: float, per_atom: bool, batch_size: int, seed: int, force_weight: float):
+def mf_objective(eip_set, weight: float, per_atom: bool, batch_size: int, seed: int, force_weight: float,
+                 eip_force_weight: float = 0.0):
     """The joint loss for a DFT batch (targets: DFT, then the EIPs' labels of the same
-    configurations) and an EIP batch drawn from eip_set, seeded by the step (resumes see the same)."""
+    configurations) and an EIP batch drawn from eip_set, seeded by the step (resumes see the same).
+    With eip_force_weight > 0 (eip_set then carries forces (n_i, 1 + k, 3), NaN on the DFT head),
+    the EIP heads also fit their EIPs' forces on the EIP batch: one extra backward pass for every head."""
     def objective(model, batch, targets, step):
         if force_weight > 0 and batch.forces is not None:
             g = torch.Generator().manual_seed(seed * 1_000_003 + step + 29)
@@ -59,14 +64,40 @@ def mf_objective(eip_set, weight: float, per_atom: bool, batch_size: int, seed: 
             g = torch.Generator().manual_seed(seed * 1_000_003 + step)
             pick = torch.randint(len(eip_set), (min(batch_size, len(eip_set)),), generator=g).numpy()
             device = batch.positions.device
-            eb = collate([eip_set.graphs[i] for i in pick]).to(device)
-            eip.append(masked_mse(model(eb)[:, 1:], as_targets(eip_set.targets[pick]).to(device), eb.n_atoms, per_atom))
+            eb = collate([eip_set.graphs[i] for i in pick])
+            if eip_force_weight > 0:
+                eb.forces = eip_set.batch_forces(pick)
+                eb = eb.to(device)
+                energy_eip, f_eip = energy_and_projected_force_mse(model, eb, g)
+                eip.append(masked_mse(energy_eip[:, 1:], as_targets(eip_set.targets[pick]).to(device), eb.n_atoms,
+                                      per_atom) + eip_force_weight * f_eip)
+            else:
+                eb = eb.to(device)
+                eip.append(masked_mse(model(eb)[:, 1:], as_targets(eip_set.targets[pick]).to(device), eb.n_atoms,
+                                      per_atom))
         return loss + weight * sum(eip) / len(eip)
     return objective
 
 
 @dataclass(frozen=True)
 class MF(Strategy):
+    def check(self, run):
+        super().check(run)
+        check_forces_model(run.model.name, run.strategy.mf_force_weight, "strategy.mf_force_weight")
+
+    def record(self, run) -> dict:
+        return {"mf_force_weight": run.strategy.mf_force_weight} if run.strategy.mf_force_weight > 0 else {}
+
+    def prepare(self, ctx, out, resume: bool = False, shared=None):
+        """The aligned EIP labels and, with strategy.mf_force_weight > 0, the EIP forces (atoms over
+        strategy.max_force and entries that are not ok masked)."""
+        prepared = super().prepare(ctx, out, resume, shared)
+        if ctx.run.strategy.mf_force_weight > 0:
+            prepared.labels.forces, masked = eip_forces(ctx.run.table, prepared.labels, ctx.data.n_atoms,
+                                                        ctx.run.strategy.max_force)
+            prepared.report["mf_force_masked_atoms"] = masked
+        return prepared
+
     def variants(self, run) -> list[float]:
         return list(run.strategy.mf_weights)
 
@@ -95,14 +126,19 @@ class MF(Strategy):
                       for f in ctx.data.forces_of(train_ids)]
         train = ctx.subset(train_ids, targets, forces)
         eip_ids = pool[np.isfinite(labels.aligned[pool]).any(axis=1)]
-        eip_set = ctx.subset(eip_ids, labels.aligned[eip_ids])
+        eip_force_weight = run.strategy.mf_force_weight
+        eip_forces = None
+        if eip_force_weight > 0:  # the EIP heads' forces; none on the DFT head of a pool configuration
+            eip_forces = [np.concatenate([np.full((len(labels.forces[i]), 1, 3), np.nan), labels.forces[i]], axis=1)
+                          for i in eip_ids]
+        eip_set = ctx.subset(eip_ids, labels.aligned[eip_ids], eip_forces)
         model = new_model(run.model, 1 + k, ctx.graphs, train.graphs + eip_set.graphs, run.train.seed)
         ref_ids = np.concatenate([train_ids, eip_ids])
         ref_targets = np.concatenate([targets, np.concatenate([np.full((len(eip_ids), 1), np.nan),
                                                                labels.aligned[eip_ids]], axis=1)])
         set_reference(model, [ctx.data.atoms[i] for i in ref_ids], ref_targets, ctx.species)
         objective = mf_objective(eip_set, weight, run.train.loss == "per_atom", run.train.batch_size,
-                                 run.train.seed, force_weight)
+                                 run.train.seed, force_weight, eip_force_weight)
         val = ctx.subset(val_ids, ctx.dft[val_ids], ctx.data.forces_of(val_ids) if force_weight > 0 else None)
         validate_dft = energy_validator(val, run.train.batch_size, force_weight)
         select = "val_loss" if force_weight > 0 else "val_mae_per_atom"
@@ -122,4 +158,4 @@ class MF(Strategy):
 
 
 MF_STRATEGY = register(MF("mf", "joint multi-fidelity training: a DFT head and one head per EIP on one network",
-                          uses_table=True))
+                          uses_table=True, own_options=("mf_force_weight",)))

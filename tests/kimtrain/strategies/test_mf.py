@@ -83,3 +83,51 @@ def test_each_head_is_closer_to_its_own_fidelity(mf_run):
     assert mae[0, 0] < mae[0, 1:].min()
     for h in (1, 2):
         assert mae[h, h] < mae[h, 0]
+
+
+def test_eip_forces_enter_the_eip_heads_loss():
+    """With strategy.mf_force_weight the EIP batch's heads fit their EIPs' forces: targets equal to
+    the heads' own forces add nothing to the loss, perturbed ones add their squared error."""
+    from kimtrain.training.forces import energy_and_forces
+    frames = rattled("Si", n=10, seed=5)
+    k = 2
+    model, cfg = tiny_model("schnet", frames, ["Si"], n_out=1 + k)
+    graphs = prepare_graphs(frames, cfg, ["Si"])
+    eip_graphs = graphs[4:]
+    _, own = energy_and_forces(model, collate(eip_graphs, dtype=torch.float64))
+    own = own.detach().numpy()
+    bounds = np.cumsum([0] + [len(g.numbers) for g in eip_graphs])
+    own_forces = [own[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:])]
+    for f in own_forces:
+        f[:, 0] = np.nan  # no DFT forces on pool configurations
+    targets = np.random.default_rng(0).normal(-40, 1, (len(eip_graphs), k))
+    batch = collate(graphs[:4], dtype=torch.float64)
+    dft_targets = as_targets(np.random.default_rng(1).normal(-40, 1, (4, 1 + k))).double()
+
+    def loss(forces, weight):
+        eip_set = LabelledSet(eip_graphs, targets, forces)
+        objective = mf_objective(eip_set, 1.0, True, batch_size=6, seed=0, force_weight=0.0, eip_force_weight=weight)
+        return objective(model, batch, dft_targets, 0).item()
+
+    plain = loss(None, 0.0)
+    assert loss(own_forces, 1.0) == pytest.approx(plain, rel=1e-9)
+    shifted = [f.copy() for f in own_forces]
+    for f in shifted:
+        f[:, 1] += 0.5
+    # the first EIP's components off by 0.5 eV/Å, the second's exact: a mean squared error of 0.125 (eV/Å)² over
+    # the two heads (whatever the projection's signs), halved by the mean over the two EIP loss terms
+    assert loss(shifted, 1.0) - plain == pytest.approx(0.125 / 2, rel=1e-6)
+    assert loss(shifted, 2.0) - plain == pytest.approx(0.125, rel=1e-6)
+
+
+def test_mf_force_weight_is_refused_where_it_cannot_act(tmp_path, capsys):
+    from kimtrain.config import from_dict
+    from kimtrain.strategies import get
+    run = from_dict({"model": {"name": "schnet"}, "strategy": {"strategy": "baseline", "mf_force_weight": 1.0}})
+    with pytest.raises(ValueError, match="strategy.mf_force_weight 1.0: only strategy mf uses it, not baseline"):
+        get("baseline").check(run)
+    run = from_dict({"model": {"name": "soapnet"}, "strategy": {"strategy": "mf", "mf_force_weight": 1.0}})
+    with pytest.raises(ValueError, match="strategy.mf_force_weight 1.0: model soapnet gives no forces"):
+        get("mf").check(run)
+    run = from_dict({"model": {"name": "schnet"}, "strategy": {"strategy": "auto", "mf_force_weight": 1.0}})
+    get("auto").check(run)  # mf is among auto's candidates
