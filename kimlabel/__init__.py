@@ -4,7 +4,8 @@ The public API is what this module exports (`__all__`); other modules are intern
 any other project, uses kimlabel through these names only:
 
 - labelling: `label` (in memory), `LabelJob` (files to a table: shards, resume, Dask), `EIP` (one
-  model in this process), `resolve` (potential sets of potentials.yaml), `iter_configs`, `file_sha256`;
+  model in this process), `supported_species` (of a KIM model), `resolve` (potential sets of
+  potentials.yaml), `iter_configs`, `file_sha256`;
 - tables: `read_table`, `read_metadata`, `forces_path`, `energy_col`, `status_col`, `error_col`,
   `force_cols`, `eip_names`, `STATUSES`, `ENERGY_LIMIT`;
 - the helpers kimlabel keeps its own promises with, shared with kimtrain: `write_atomic` and
@@ -14,7 +15,7 @@ any other project, uses kimlabel through these names only:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "label": "runner", "LabelJob": "job", "EIP": "eip", "resolve": "potentials",
+    "label": "runner", "LabelJob": "job", "EIP": "eip", "supported_species": "evaluator", "resolve": "potentials",
     "iter_configs": "inputs", "file_sha256": "inputs",
     "read_table": "schema", "read_metadata": "schema", "forces_path": "schema", "energy_col": "schema",
     "status_col": "schema", "error_col": "schema", "force_cols": "schema", "eip_names": "schema",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 
@@ -86,6 +87,16 @@ def cmd_tables(a):
         print(f"wrote {path}", file=sys.stderr)
 
 
+def cmd_validate(a):
+    import torch
+    from .validation.run import eip_targets, run_target, validate
+    torch.set_num_threads(a.threads)
+    targets = [run_target(r) for r in a.runs] + (eip_targets(a.eips) if a.eips else [])  # checked before any work
+    df = validate(targets, a.out, a.system, a.quick, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print((Path(a.out) / "validation.md").read_text())
+    print(f"wrote {a.out}/validation.csv, validation.md and phonons_*.png ({len(df)} rows)", file=sys.stderr)
+
+
 def cmd_convert(a):
     from .data.readers import convert
     n = convert(a.format, a.source, a.out)
@@ -103,6 +114,7 @@ EXAMPLES = {
     "experiment": "kimtrain experiment configs/demo.yaml --out runs/demo --quick",
     "tables": "kimtrain tables results --page docs/results.md",
     "convert": "kimtrain convert deepmd data/agau/raw --out data/agau/agau.extxyz.gz",
+    "validate": "kimtrain validate runs/si/si-shared/schnet/seed0/baseline --eips SW_Balamane,EDIP --out validation/si",
 }
 
 
@@ -196,6 +208,17 @@ def build_parser():
     t.add_argument("--page", help="also write this documentation page (e.g. docs/results.md) with the main tables "
                                   "and learning curves, its plots copied beside it")
     t.set_defaults(func=cmd_tables)
+    v = _command(sub, "validate", "equation of state, elastic constants, phonons, vacancy and MD stability of "
+                                  "trained runs and EIPs, beside DFT and experiment")
+    v.add_argument("runs", nargs="*", help="run folders with best.pt (a Δ run includes its EIP); models with forces")
+    v.add_argument("--eips", help="EIPs too: a potential set (si, al) or short names / KIM IDs, comma-separated")
+    v.add_argument("--system", choices=["si", "al"], help="the crystal (default: the run's or EIP's element)")
+    v.add_argument("--out", required=True, help="folder of the results; a rerun skips finished targets and steps")
+    v.add_argument("--quick", action="store_true", help="short MD (0.2 ps, one seed), coarse meshes, small cells, "
+                                                        "loose relaxations (for tests)")
+    v.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the cells are small, and "
+                                                          "more threads only wait on each other)")
+    v.set_defaults(func=cmd_validate)
     c = _command(sub, "convert", "ANI-Al HDF5 or DeePMD folders to extxyz")
     c.add_argument("format", choices=["ani-al", "deepmd"], help="the source's format")
     c.add_argument("source", help="ANI-Al HDF5 file or DeePMD system folder")

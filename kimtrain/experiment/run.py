@@ -29,7 +29,7 @@ from ..training.context import load_context
 from .parallel import run_tasks
 from .plan import (PlannedRun, choice_from, context_key, expand_auto, folder_name, labelled_runs, plan_tasks,
                    remember_contexts, restore, shared_folder, with_options)
-from .spec import DatasetSpec, ExperimentSpec, QuickSpec, load_spec
+from .spec import ADOPT, DatasetSpec, ExperimentSpec, QuickSpec, load_spec
 
 
 def _table(ds: DatasetSpec, paths, out: Path) -> str:
@@ -161,12 +161,14 @@ def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, p
     abl = spec.ablations if first else None
     here = []
     for label, opts in list(labelled_runs(spec, abl)) + _eip_subset_runs(ctx, abl, table):
+        opts = dict(opts)
+        adopt = opts.pop(ADOPT, None)  # a variant that takes another run's choice on this split
         r = with_options(run, opts, label, spec.path)
         folder = folder_name(label)
         r.out = str(seed_dir / folder)
-        here.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r),
-                               None if r.strategy.strategy == "auto" else
-                               choice_from(r, label, spec, seed_dir, full_dir, folder)))
+        chosen = (str(seed_dir / folder_name(adopt) / "metrics.json") if adopt
+                  else None if r.strategy.strategy == "auto" else choice_from(r, label, spec, seed_dir, full_dir, folder))
+        here.append(PlannedRun(ds.name, model, seed, label, r, shared_folder(seed_dir, r), chosen))
     plan.runs += expand_auto(here, seed_dir)
     if first and spec.ablations.tsne and any(PRETRAINING in get_strategy(s).steps_for(run) for s in spec.strategies):
         plan.tsne.append((ctx, seed_dir / "shared" / "pretrain", ds_out / f"tsne_{model}.png"))

@@ -203,6 +203,11 @@ def check_spec(spec: ExperimentSpec, quick: bool = False) -> ExperimentSpec:
         for label, opts in spec.variants.items():
             if not isinstance(opts, dict):
                 raise ValueError(f"{where}: variants.{label} must map options to values, got {opts!r}")
+            opts = dict(opts)
+            adopt = opts.pop(ADOPT, None)
+            if adopt is not None and adopt not in set(spec.strategies) | set(spec.variants) - {label}:
+                raise ValueError(f"{where}: variants.{label}.{ADOPT}: {adopt!r} is not a strategy or another variant "
+                                 f"of this file ({', '.join([*spec.strategies, *spec.variants])})")
             runs[label] = with_options(run, opts, label, where)
             get_strategy(runs[label].strategy.strategy)
         for label, r in runs.items():  # a strategy's own refusals (options it cannot use), for every model
@@ -213,6 +218,9 @@ def check_spec(spec: ExperimentSpec, quick: bool = False) -> ExperimentSpec:
                 except ValueError as err:
                     raise ValueError(f"{where}: {label!r} with model {model}: {err}") from None
     return spec
+
+
+ADOPT = "adopt_choice_of"  # a variant key: take the choice (EIP, alpha, weight) that run made on the same split
 
 
 def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train_sizes=None,

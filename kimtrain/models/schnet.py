@@ -52,10 +52,27 @@ class SchNet(AtomisticModel):
         """The filter network on the grid, one (filter_grid, hidden) table per block, and each
         pair's place on the grid: index k (E,) and fraction t (E,) between rows k and k + 1."""
         g = self.filter_grid
-        grid = torch.linspace(0.0, self.cutoff, g, device=d.device, dtype=d.dtype)
         u = (d * ((g - 1) / self.cutoff)).clamp(0.0, g - 1.0)
         k = u.detach().floor().long().clamp(max=g - 2)
-        return self.filter_values(grid), k, u - k
+        return self.grid_tables(d.device, d.dtype), k, u - k
+
+    def grid_tables(self, device, dtype) -> list[torch.Tensor]:
+        """The filter tables on the grid. In eval mode they are computed once per set of weights
+        (keyed by the parameters' in-place versions) and kept without a graph: inference, MD
+        and relaxations then skip the filter network (its cost per call is that of a 4,096-row
+        MLP). In training they are recomputed with their graph, as the weights change each step."""
+        grid = lambda: torch.linspace(0.0, self.cutoff, self.filter_grid, device=device, dtype=dtype)
+        if self.training:
+            self._tables = None
+            return self.filter_values(grid())
+        params = [self.filter_in.weight, self.filter_in.bias, *(p for m in self.filter_out for p in m.parameters())]
+        key = (device, dtype, tuple((p.data_ptr(), p._version) for p in params))
+        cached = getattr(self, "_tables", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, [t.detach() for t in self.filter_values(grid())])
+            self._tables = cached
+        return cached[1]
 
     def pair_filters(self, d: torch.Tensor):
         """Per-pair filters for each block (E, hidden), evaluated directly or interpolated from the grid."""

@@ -71,7 +71,7 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 # kimtrain's layers, bottom to top: a module imports only its own layer and the ones below it
 LAYERS = [("config", "plugins"), ("data",), ("models",), ("training",), ("strategies", "calculator"),
-          ("reporting",), ("experiment",), ("cli",), ("__init__", "__main__")]
+          ("reporting", "validation"), ("experiment",), ("cli",), ("__init__", "__main__")]
 RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
 
 
