@@ -48,6 +48,8 @@ def test_a_misspelt_key_at_any_level_stops_before_any_work(tmp_path, capsys, pla
     ((("datasets", 0), "pool_file", "no/such/pool.extxyz"), "datasets[0] (si-demo): no such file 'no/such/pool.extxyz'"),
     ((("datasets", 0, "split"), "train", 0.9), "datasets[0] (si-demo).split: fractions must be numbers >= 0 summing"),
     ((("datasets", 0, "split"), "stratify", "formula"), "split.stratify must be config_type, got 'formula'"),
+    (((), "variants", {"delta +F": {"strategy": "delta", "adopt_choice_of": "deltaa"}}),
+     "variants.delta +F.adopt_choice_of: 'deltaa' is not a strategy or another variant"),
 ])
 def test_bad_values_are_named_with_the_file(tmp_path, capsys, edit_args, message):
     path = write(tmp_path, edit(demo_spec(), *edit_args))
@@ -72,3 +74,17 @@ def test_command_line_overrides_are_checked_too(tmp_path, capsys):
     path = write(tmp_path, demo_spec())
     assert main(["experiment", str(path), "--out", str(tmp_path / "out"), "--strategies", "baseline,mpp"]) == 2
     assert "unknown strategy 'mpp'" in capsys.readouterr().err
+
+
+def test_a_variant_adopts_the_choice_of_the_run_it_names(tmp_path):
+    from kimtrain.experiment.run import Execution, Plan, _plan_dataset
+    spec = demo_spec()
+    spec["strategies"] = ["delta"]
+    spec["variants"] = {"delta +F": {"strategy": "delta", "train.force_weight": 1.0, "adopt_choice_of": "delta"}}
+    spec["quick"] = {"models": ["schnet"], "pool_max": 40}
+    loaded = load_spec(write(tmp_path, spec), quick=True)
+    plan = Plan()
+    _plan_dataset(plan, loaded, loaded.datasets[0], tmp_path / "out", Execution(quick=True))
+    runs = {p.label: p for p in plan.runs}
+    assert runs["delta +F"].choice_from == str(tmp_path / "out" / "si-demo" / "schnet" / "seed0" / "delta" / "metrics.json")
+    assert runs["delta"].choice_from is None and runs["delta +F"].run.train.force_weight == 1.0
