@@ -23,11 +23,12 @@ def with_errors(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _cell(values: pd.Series, digits: int) -> str:
+def _cell(values: pd.Series, fmt: str) -> str:
+    """mean (std) of the finite values, in format fmt (".3f", ".1e")."""
     v = values.dropna().astype(float)
     if not len(v):
         return "–"
-    return f"{v.mean():.{digits}f}" + (f" ({v.std(ddof=0):.{digits}f})" if len(v) > 1 else "")
+    return f"{v.mean():{fmt}}" + (f" ({v.std(ddof=0):{fmt}})" if len(v) > 1 else "")
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -45,7 +46,7 @@ def markdown(df: pd.DataFrame) -> str:
         for group, g in part.groupby("group", sort=False):
             cells = [group, str(len(g))]
             for p in props:
-                cell = _cell(g[p], 3 if p in ("a0", "nu_gamma_max", "E_vac") else 1)
+                cell = _cell(g[p], ".3f" if p in ("a0", "nu_gamma_max", "E_vac") else ".1f")
                 rel = g.get(f"{p}_rel_dft")
                 if rel is not None and rel.notna().any():
                     cell += f" [{rel.mean() * 100:+.1f} %]"
@@ -54,7 +55,7 @@ def markdown(df: pd.DataFrame) -> str:
                 cells.append(", ".join(g[col].dropna().astype(str)) if col in g else "–")
             fails = pd.concat([g[c] for c in ("md_fail_ps_300K", "md_fail_ps_hot") if c in g]).dropna()
             cells.append(f"{fails.min():.2f}" if len(fails) else "none")
-            cells.append(_cell(g["nve_drift_meV_atom_ps"], 3) if "nve_drift_meV_atom_ps" in g else "–")
+            cells.append(_cell(g["nve_drift_meV_atom_ps"], ".1e") if "nve_drift_meV_atom_ps" in g else "–")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append("[x %]: relative error against the DFT reference; n: rows (split seeds) averaged, std in brackets. "

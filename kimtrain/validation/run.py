@@ -1,7 +1,7 @@
 """validate(): every property for every target (a trained run or an EIP), written as it finishes.
 
 OUT/<target>.json holds one target's figures (a rerun skips finished targets), OUT/validation.csv
-and OUT/validation.md the table (one row per target, one column per property, the relative error
+and OUT/validation.md the table of every target validated into OUT so far (one row per target, one column per property, the relative error
 against the DFT reference), OUT/phonons_<system>.png the overlaid dispersions and DOS,
 OUT/md_runs.csv every MD run."""
 from __future__ import annotations
@@ -122,8 +122,14 @@ def validate(targets: list[Target], out, system: str | None = None, quick: bool 
         system_for(target.species, system, target.name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
     for k, target in enumerate(targets, 1):
         log(f"[{k}/{len(targets)}] {target.name}")
-        rows.append(validate_one(target, out, system, quick, log))
-    return write_report(rows, out)
+        validate_one(target, out, system, quick, log)
+    return write_report(kept_rows(out), out)
+
+
+def kept_rows(out: Path) -> list[dict]:
+    """Every target validated into OUT so far (this command's and earlier ones'): runs first, then
+    EIPs, each by name, so one folder gathers one table."""
+    rows = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.json")) if not p.name.endswith(".md_runs.json")]
+    return sorted((r for r in rows if "target" in r), key=lambda r: (r["kind"] == "eip", r["target"]))

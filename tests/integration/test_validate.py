@@ -38,6 +38,9 @@ def test_validate_a_delta_run_and_an_eip(tmp_path, capsys):
     assert main(["validate", str(run), "--eips", "SW_Balamane", "--out", str(out), "--quick"]) == 0
     assert " in " not in capsys.readouterr().err
     assert json.loads((out / "EIP_SW_Balamane.json").read_text()) == before
+    # another target into the same folder joins the table; the earlier rows stay
+    assert main(["validate", "--eips", "EDIP", "--out", str(out), "--quick"]) == 0
+    assert list(pd.read_csv(out / "validation.csv").target) == [str(run), "EIP EDIP", "EIP SW_Balamane"]
 
 
 def test_validate_refuses_runs_it_cannot_use_before_any_work(tmp_path, capsys):
