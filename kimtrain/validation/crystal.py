@@ -24,13 +24,13 @@ def relaxed_conventional(calc, system, quick: bool = False):
 
 
 def equation_of_state(calc, system, quick: bool = False) -> dict:
-    """a0 (Å, from the relaxed conventional cell) and B (GPa, Birch-Murnaghan over ±6 % volume strain
-    on the primitive cell: 9 points, 5 when quick)."""
+    """a0 (Å, from the relaxed conventional cell) and B (GPa, Birch-Murnaghan over ±2 % linear strain,
+    about ±6 % in volume, on the primitive cell: 9 points, 5 when quick)."""
     from matcalc import EOSCalc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         relax = QUICK_RELAX if quick else RELAX
-        result = EOSCalc(calc, n_points=5 if quick else 9, max_abs_strain=0.06, allow_shape_change=False,
+        result = EOSCalc(calc, n_points=5 if quick else 9, max_abs_strain=0.02, allow_shape_change=False,
                          relax_calc_kwargs=relax, **relax).calc(system.primitive())
     _, a0 = relaxed_conventional(calc, system, quick)
     return {"a0": a0, "B": float(result["bulk_modulus_bm"]), "eos_r2": float(result["r2_score_bm"])}

@@ -12,7 +12,8 @@ SUPERCELL = [[-2, 2, 2], [2, -2, 2], [2, 2, -2]]  # the primitive cell -> a 2x2x
 
 
 def phonons(calc, system, quick: bool = False) -> tuple[dict, dict]:
-    """({"nu_gamma_max": THz}, curves for the plots: band distances, frequencies, labels, DOS)."""
+    """({"nu_max": the highest frequency on the path, "nu_min": the lowest (negative: an unstable
+    mode), "nu_gamma_max" for diamond}, curves for the plots: band distances, frequencies, labels, DOS), THz."""
     from matcalc import PhononCalc
     result = PhononCalc(calc, supercell_matrix=SUPERCELL, relax_structure=True, fmax=1e-2 if quick else 1e-3,
                         max_steps=200 if quick else 1000,
@@ -34,7 +35,11 @@ def phonons(calc, system, quick: bool = False) -> tuple[dict, dict]:
               "frequencies": [np.asarray(f) for f in bs["frequencies"]],
               "segments": [len(seg) - 1 for seg in PATH], "labels": [[n for n, _ in seg] for seg in PATH],
               "dos_frequencies": np.asarray(dos.frequency_points), "dos": np.asarray(dos.dos)}
-    return {"nu_gamma_max": float(gamma[-1]), "nu_min": float(np.min(np.concatenate(curves["frequencies"])))}, curves
+    everywhere = np.concatenate(curves["frequencies"])
+    figures = {"nu_max": float(everywhere.max()), "nu_min": float(everywhere.min())}
+    if system.structure == "diamond":  # an optical mode at Γ (fcc's Γ modes are acoustic: 0)
+        figures["nu_gamma_max"] = float(gamma[-1])
+    return figures, curves
 
 
 def gamma_frequencies_by_hessian(calc, atoms, delta: float = 1e-3) -> np.ndarray:

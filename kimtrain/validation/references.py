@@ -10,6 +10,7 @@ PATH = Path(__file__).with_name("references.yaml")
 PROPERTIES = {  # column -> (what, unit)
     "a0": ("lattice constant", "Å"), "B": ("bulk modulus", "GPa"), "C11": ("C11", "GPa"),
     "C12": ("C12", "GPa"), "C44": ("C44, relaxed-ion", "GPa"), "nu_gamma_max": ("highest Γ frequency", "THz"),
+    "nu_max": ("highest frequency on Γ-X-U|K-Γ-L", "THz"),
     "E_vac": ("vacancy formation energy, relaxed", "eV"),
 }
 

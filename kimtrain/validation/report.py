@@ -35,7 +35,7 @@ def markdown(df: pd.DataFrame) -> str:
     lines = []
     for system, part in df.groupby("system", sort=False):
         refs = references(system)
-        props = [p for p in PROPERTIES if p in part]
+        props = [p for p in PROPERTIES if p in part and part[p].notna().any()]
         head = ["target", "n"] + [f"{p} ({PROPERTIES[p][1]})" for p in props] + ["MD 300 K stable", "MD hot stable",
                                                                                 "first failure (ps)", "NVE drift (meV/atom/ps)"]
         lines += [f"## {system}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -46,7 +46,7 @@ def markdown(df: pd.DataFrame) -> str:
         for group, g in part.groupby("group", sort=False):
             cells = [group, str(len(g))]
             for p in props:
-                cell = _cell(g[p], ".3f" if p in ("a0", "nu_gamma_max", "E_vac") else ".1f")
+                cell = _cell(g[p], ".3f" if p in ("a0", "nu_gamma_max", "nu_max", "E_vac") else ".1f")
                 rel = g.get(f"{p}_rel_dft")
                 if rel is not None and rel.notna().any():
                     cell += f" [{rel.mean() * 100:+.1f} %]"

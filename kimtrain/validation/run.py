@@ -70,21 +70,28 @@ def validate_one(target: Target, out: Path, system_name: str | None, quick: bool
     steps = [("eos", lambda: equation_of_state(calc, system, quick)),
              ("elastic", lambda: elastic_constants(calc, system, quick)),
              ("phonons", lambda: _phonons(calc, system, quick, out, slug)),
-             ("vacancy", lambda: _vacancy(calc, system, row["a0"], quick)),
-             ("md", lambda: _md(calc, system, row["a0"], quick, out, slug))]
+             ("vacancy", lambda: _vacancy(calc, system, _a0(row), quick)),
+             ("md", lambda: _md(calc, system, _a0(row), quick, out, slug))]
     for name, step in steps:
-        if name in row.get("done", []):
-            continue
+        if name in row.get("done", []) and f"{name}_error" not in row:
+            continue  # finished; a step that failed is tried again
         t = time.time()
+        row.pop(f"{name}_error", None)
         try:
             row.update(step())
         except Exception as exc:  # one property failing (a relaxation that diverges) leaves the others
             row[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
         row[f"{name}_seconds"] = round(time.time() - t, 1)
-        row.setdefault("done", []).append(name)
+        row["done"] = [*[d for d in row.get("done", []) if d != name], name]
         write_atomic(path, json.dumps(row, indent=1, default=float))
         log(f"{target.name}: {name} in {row[f'{name}_seconds']:.0f} s")
     return row
+
+
+def _a0(row) -> float:
+    if row.get("a0") is None:
+        raise ValueError("no lattice constant: the equation of state failed (eos_error)")
+    return row["a0"]
 
 
 def _phonons(calc, system, quick, out, slug):

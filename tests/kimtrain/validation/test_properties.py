@@ -37,7 +37,7 @@ def test_sw_lattice_bulk_modulus_and_elastic_constants_match_the_published_value
     si = SYSTEMS["si"]
     eos = equation_of_state(sw, si, quick=True)
     assert eos["a0"] == pytest.approx(5.431, rel=1e-3)
-    # B from a Birch-Murnaghan fit over ±6 % volume: 0.5 % above the curvature at the minimum
+    # B from a Birch-Murnaghan fit over ±6 % volume
     assert eos["B"] == pytest.approx(PUBLISHED["B"], rel=0.01)
     c = elastic_constants(sw, si)
     for name in ("C11", "C12", "C44"):
