@@ -71,7 +71,8 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
         forces = bool("test_force_mae" in g and g.test_force_mae.notna().any())  # a column only where runs have them
         lines += [f"## {ds} / {model}", "",
                   "| strategy | config MAE (eV) | per-atom MAE (eV/atom) | " + "force MAE (eV/Å) | " * forces
-                  + "vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA) or EIP (delta, best EIP) |",
+                  + "vs baseline | LA: classifier acc. / chance | LA: selected labels | alpha (LA), EIP (delta, best EIP) "
+                  "or candidate (auto) |",
                   "|---|---|---|---|---|---|---|" + "---|" * forces]
         all_seeds = set(g.seed)
         order = [k for k in strategy_names() if k in set(g.strategy)]
@@ -88,6 +89,10 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
             alpha = ",".join(f"{a:g}" for a in s.alpha.dropna()) if "alpha" in s else ""
             if not alpha and "eip" in s and s.eip.notna().any():  # delta: the EIP chosen on validation
                 alpha = ",".join(s.eip.dropna())
+            if "auto_choice" in s and s.auto_choice.notna().any():  # auto: the candidate chosen, with its own choice
+                eips = s.eip if "eip" in s else pd.Series([None] * len(s), index=s.index)
+                alpha = ",".join(c + (f" ({e})" if isinstance(e, str) else "")
+                                 for c, e in zip(s.auto_choice.dropna(), eips[s.auto_choice.notna()]))
             f_mae = s.test_force_mae.dropna() if forces else []
             f_cell = (f"{_mean_std(f_mae) if len(f_mae) else ''} | ") * forces
             lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | {f_cell}"
