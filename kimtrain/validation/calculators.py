@@ -38,8 +38,14 @@ class EIPCalculator(ASECalculator):
 
 
 def run_calculator(run_dir) -> Calculator:
-    """kimtrain.Calculator of RUN_DIR/best.pt on the CPU (validation runs one configuration at a time)."""
+    """kimtrain.Calculator of RUN_DIR/best.pt on the CPU (validation runs one configuration at a
+    time), with a tabulated SchNet evaluating its filter network directly."""
     if not (Path(run_dir) / "best.pt").exists():
         raise FileNotFoundError(f"{run_dir}: no best.pt (validate needs a trained run; results folders keep "
                                 "metrics only)")
-    return Calculator(run_dir, device="cpu")
+    calc = Calculator(run_dir, device="cpu")
+    if getattr(calc.model, "filter", None) == "tabulated":
+        # the filter network itself, not its linear interpolation: interpolated filters have forces
+        # that jump at the grid's nodes, and relaxations to 1e-3 eV/Å stall on them
+        calc.model.filter = "direct"
+    return calc
