@@ -2,12 +2,18 @@
 markdown, relative errors against the DFT reference) and the phonon plots."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .references import PROPERTIES, references
+
+def slug(target: str) -> str:
+    """A target's file-name stem in OUT: `runs/x/seed0/mp` -> `runs_x_seed0_mp`."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", target).strip("_")
+
 
 MD_COLUMNS = ["md_stable_300K", "md_fail_ps_300K", "md_stable_hot", "md_fail_ps_hot", "nve_drift_meV_atom_ps"]
 
@@ -71,7 +77,7 @@ def plot_phonons(rows: list[dict], out: Path):
     import matplotlib.pyplot as plt
     by_system = {}
     for r in rows:
-        npz = out / (Path(r["_slug"]).name + ".phonons.npz")
+        npz = out / (slug(r["target"]) + ".phonons.npz")
         if npz.exists() and r["group"] not in {x["group"] for x in by_system.get(r["system"], [])}:
             by_system.setdefault(r["system"], []).append({**r, "npz": npz})
     for system, items in by_system.items():
@@ -116,11 +122,8 @@ def _tick_labels() -> list[str]:
 
 
 def write_report(rows: list[dict], out: Path) -> pd.DataFrame:
-    import re
-    for r in rows:
-        r["_slug"] = re.sub(r"[^A-Za-z0-9_.+-]+", "_", r["target"]).strip("_")
     df = with_errors(pd.DataFrame([{k: v for k, v in r.items() if k not in ("done",)} for r in rows]))
-    df.drop(columns=["_slug"]).to_csv(out / "validation.csv", index=False)
+    df.to_csv(out / "validation.csv", index=False)
     (out / "validation.md").write_text(markdown(df))
     plot_phonons(rows, out)
     return df

@@ -18,6 +18,7 @@ from .calculators import EIPCalculator, run_calculator
 from .crystal import elastic_constants, equation_of_state
 from .md import md_stability
 from .phonons import phonons
+from .report import slug, write_report
 from .systems import system_for
 from .vacancy import vacancy_energy
 
@@ -60,8 +61,8 @@ def eip_targets(names) -> list[Target]:
 def validate_one(target: Target, out: Path, system_name: str | None, quick: bool, log=print) -> dict:
     """Every property of one target; OUT/<slug>.json written after each, so a rerun resumes."""
     system = system_for(target.species, system_name, target.name)
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", target.name).strip("_")
-    path = out / f"{slug}.json"
+    stem = slug(target.name)
+    path = out / f"{stem}.json"
     row = json.loads(path.read_text()) if path.exists() else {}
     if row.get("quick") not in (None, quick):
         row = {}  # a quick row is not a full one
@@ -69,9 +70,9 @@ def validate_one(target: Target, out: Path, system_name: str | None, quick: bool
     calc = target.calculator()
     steps = [("eos", lambda: equation_of_state(calc, system, quick)),
              ("elastic", lambda: elastic_constants(calc, system, quick)),
-             ("phonons", lambda: _phonons(calc, system, quick, out, slug)),
+             ("phonons", lambda: _phonons(calc, system, quick, out, stem)),
              ("vacancy", lambda: _vacancy(calc, system, _a0(row), quick)),
-             ("md", lambda: _md(calc, system, _a0(row), quick, out, slug))]
+             ("md", lambda: _md(calc, system, _a0(row), quick, out, stem))]
     for name, step in steps:
         if name in row.get("done", []) and f"{name}_error" not in row:
             continue  # finished; a step that failed is tried again
@@ -94,10 +95,10 @@ def _a0(row) -> float:
     return row["a0"]
 
 
-def _phonons(calc, system, quick, out, slug):
+def _phonons(calc, system, quick, out, stem):
     import numpy as np
     figures, curves = phonons(calc, system, quick)
-    np.savez(out / f"{slug}.phonons.npz", distances=np.concatenate(curves["distances"]),
+    np.savez(out / f"{stem}.phonons.npz", distances=np.concatenate(curves["distances"]),
              frequencies=np.concatenate(curves["frequencies"]), dos_frequencies=curves["dos_frequencies"],
              dos=curves["dos"], breaks=np.cumsum([len(d) for d in curves["distances"]]))
     return figures
@@ -114,15 +115,14 @@ def _vacancy(calc, system, a0, quick):
     return res
 
 
-def _md(calc, system, a0, quick, out, slug):
+def _md(calc, system, a0, quick, out, stem):
     summary, runs = md_stability(calc, system, a0, quick)
-    write_atomic(out / f"{slug}.md_runs.json", json.dumps(runs, indent=1, default=float))
+    write_atomic(out / f"{stem}.md_runs.json", json.dumps(runs, indent=1, default=float))
     return summary
 
 
 def validate(targets: list[Target], out, system: str | None = None, quick: bool = False, log=print):
     """Validate every target into OUT; returns the table (pandas DataFrame)."""
-    from .report import write_report
     if not targets:
         raise ValueError("nothing to validate: give run folders and/or --eips")
     for target in targets:  # before any work: every target has its system
