@@ -19,10 +19,10 @@ from .base import REGISTRY, Strategy, get, register
 from .steps import STEP_OPTIONS, Prepared
 
 
-def candidate_context(ctx, name: str):
-    """ctx with the run as candidate `name` runs it: its own strategy name, and the options of steps
-    it lacks (a pretraining force weight for baseline, say) set to 0."""
-    run = copy.deepcopy(ctx.run)
+def candidate_run(run, name: str):
+    """A copy of run as candidate `name` runs it: its own strategy name, and the options of steps it
+    lacks (a pretraining force weight for baseline, say) and of other strategies set to 0."""
+    run = copy.deepcopy(run)
     run.strategy.strategy = name
     steps = {s.name for s in get(name).steps_for(run)}
     for option, (step, _) in STEP_OPTIONS.items():
@@ -32,13 +32,12 @@ def candidate_context(ctx, name: str):
         for option in other.own_options:
             if option not in get(name).own_options:
                 setattr(run.strategy, option, 0.0)
-    return dataclasses.replace(ctx, run=run)
+    return run
 
 
-@dataclass(frozen=True)
-class _Holder:
-    """A stand-in context holding only a run (candidate_context replaces its run)."""
-    run: object
+def candidate_context(ctx, name: str):
+    """ctx with its run as candidate `name` runs it (candidate_run)."""
+    return dataclasses.replace(ctx, run=candidate_run(ctx.run, name))
 
 
 def choose(metrics: dict, key: str) -> str:
@@ -90,7 +89,7 @@ class Auto(Strategy):
         """Each candidate's run config as the candidate runs on its own (an experiment trains these
         as runs of their own, reusing sibling runs with the same settings, and auto chooses among them)."""
         self.check(run)
-        return {c.name: candidate_context(_Holder(run), c.name).run for c in self.candidates(run)}
+        return {c.name: candidate_run(run, c.name) for c in self.candidates(run)}
 
     def adopt_choice(self, run, metrics: dict):
         """A learning-curve point tries only the candidate chosen at the full size, with its choice."""
