@@ -76,7 +76,7 @@ def cmd_eip_report(a):
 def cmd_experiment(a):
     from .experiment.run import Execution, run_experiment
     from .experiment.spec import load_spec
-    spec = load_spec(a.config, a.models, a.seeds, a.strategies, a.alphas, a.train_sizes, a.quick)  # before any work
+    spec = load_spec(a.config, a.models, a.seeds, a.strategies, a.alphas, a.train_sizes, a.quick, a.variants)  # before any work
     run_experiment(spec, a.out, Execution(a.quick, a.jobs, a.threads, a.scheduler, a.results))
     print(f"wrote {a.out}/results.csv and {a.out}/results.md", file=sys.stderr)
 
@@ -192,6 +192,8 @@ def build_parser():
     x.add_argument("--models", type=lambda t: t.split(","), help="override the config's models, e.g. soapnet")
     x.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], help="override the seeds, e.g. 0,1")
     x.add_argument("--strategies", type=lambda t: t.split(","), help="override the strategies, e.g. baseline,mp")
+    x.add_argument("--variants", type=lambda t: [v.strip() for v in t.split(",")],
+                   help="keep only these variants of the config, by label, e.g. 'baseline +F,mp +F' (none: no variant)")
     x.add_argument("--alphas", type=lambda t: [float(v) for v in t.split(",")],
                    help="override the LA alpha grid, e.g. 0.1,1,10")
     x.add_argument("--train-sizes", type=lambda t: [float(v) if "." in v else int(v) for v in t.split(",")],

@@ -224,9 +224,10 @@ ADOPT = "adopt_choice_of"  # a variant key: take the choice (EIP, alpha, weight)
 
 
 def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train_sizes=None,
-              quick: bool = False) -> ExperimentSpec:
+              quick: bool = False, variants=None) -> ExperimentSpec:
     """The experiment in the YAML file `path`, checked (for a --quick run with `quick`), with the
-    command line's overrides applied."""
+    command line's overrides applied. `variants` keeps the file's variants of those labels
+    (["none"]: none of them); an unknown label is refused with the file's labels."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -256,4 +257,11 @@ def load_spec(path, models=None, seeds=None, strategies=None, alphas=None, train
         spec.strategy = dict(spec.strategy, alphas=list(alphas))
     if train_sizes:
         spec.train_sizes = list(train_sizes)
+    if variants and isinstance(spec.variants, dict):
+        wanted = [] if list(variants) == ["none"] else list(variants)
+        unknown = [v for v in wanted if v not in spec.variants]
+        if unknown:
+            raise ValueError(f"{where}: --variants {', '.join(unknown)}: not a variant of this file "
+                             f"(its variants: {', '.join(spec.variants) or 'none'})")
+        spec.variants = {label: spec.variants[label] for label in wanted}
     return check_spec(spec, quick)

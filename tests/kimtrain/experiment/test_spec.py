@@ -88,3 +88,16 @@ def test_a_variant_adopts_the_choice_of_the_run_it_names(tmp_path):
     runs = {p.label: p for p in plan.runs}
     assert runs["delta +F"].choice_from == str(tmp_path / "out" / "si-demo" / "schnet" / "seed0" / "delta" / "metrics.json")
     assert runs["delta"].choice_from is None and runs["delta +F"].run.train.force_weight == 1.0
+
+
+def test_the_command_line_keeps_the_variants_it_names(tmp_path, capsys):
+    spec = demo_spec()
+    spec["variants"] = {"baseline +F": {"strategy": "baseline", "train.force_weight": 1.0},
+                        "mp +F": {"strategy": "mp", "train.force_weight": 1.0}}
+    path = write(tmp_path, spec)
+    assert list(load_spec(path, variants=["mp +F"]).variants) == ["mp +F"]
+    assert load_spec(path, variants=["none"]).variants == {}
+    assert main(["experiment", str(path), "--out", str(tmp_path / "out"), "--variants", "mp+F"]) == 2
+    err = capsys.readouterr().err
+    assert "--variants mp+F: not a variant" in err and "baseline +F, mp +F" in err and str(path) in err
+    assert not (tmp_path / "out").exists()
