@@ -4,8 +4,10 @@ Both: embedding of Z, 5 gated convolutions (hidden 128) on 50 Gaussians over [0,
 head, sum readout, the same per-species reference and scale, trained from the same seed on the same
 batches of 64-atom Si cells (Si_fitsnap, ../shared/data), batch 32. PyG gets both directions of
 kimtrain's neighbour list (radius_graph needs torch_cluster) and its Gaussian expansion; kimtrain's
-messages also carry the cosine cutoff. Prints configurations/s, the ratio, validation MAE per seed,
-and one step's peak memory and time on 32 x 256-atom Al cells at 7 Å.
+messages also carry the cosine cutoff. "before" is kimtrain's CGCNN as it was before its fused
+loops: the edge term evaluated on every pair, the convolution on the PyTorch path (filter
+"direct"). Prints configurations/s, the ratios, validation MAE per seed, and one step's peak memory
+and time on 32 x 256-atom Al cells at 7 Å.
     python bench/cgcnn_throughput.py [--steps 60] [--seeds 0,1,2] [--device cpu|cuda]
 """
 import torch
@@ -14,7 +16,7 @@ from kimtrain.models import CGCNN
 from kimtrain.models.common import mlp, sum_by
 from train_throughput import compare
 
-MODELS = ("kimtrain", "pyg")
+MODELS = ("kimtrain", "before", "pyg")
 
 
 class PygCGCNN(torch.nn.Module):
@@ -44,7 +46,7 @@ class PygCGCNN(torch.nn.Module):
 def make_model(name, mu, scale, cutoff):
     if name == "pyg":
         return PygCGCNN(mu, scale, cutoff)
-    model = CGCNN(hidden=128, n_layers=5, n_rbf=50, cutoff=cutoff)
+    model = CGCNN(hidden=128, n_layers=5, n_rbf=50, cutoff=cutoff, filter="direct" if name == "before" else "tabulated")
     model.species_ref[14, 0] = model.species_ref[13, 0] = mu
     model.scale[0] = scale
     return model
@@ -52,7 +54,8 @@ def make_model(name, mu, scale, cutoff):
 
 def main():
     compare(__file__, __doc__.splitlines()[0], MODELS, make_model,
-            lambda speed: f"speed ratio kimtrain / PyG CGConv: {speed['kimtrain'] / speed['pyg']:.2f}", default_steps=60)
+            lambda speed: f"speed ratio kimtrain / PyG CGConv: {speed['kimtrain'] / speed['pyg']:.2f}; kimtrain / "
+                          f"before: {speed['kimtrain'] / speed['before']:.2f}", default_steps=60)
 
 
 if __name__ == "__main__":

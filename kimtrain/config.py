@@ -20,7 +20,7 @@ class ModelConfig:
     soap_r_cut: float = 5.0     # A
     soap_n_max: int = 8
     soap_l_max: int = 6
-    filter: str = "tabulated"   # SchNet filters: tabulated on a distance grid and interpolated, or direct
+    filter: str = "tabulated"   # SchNet filters, CGCNN edge terms: tabulated on a distance grid and interpolated, or direct
     filter_grid: int = 2048     # grid points on [0, cutoff] for the tabulated filter
     n_radial: int = 6           # GemNet radial Bessel basis size
     n_spherical: int = 7        # GemNet Legendre orders in the spherical basis

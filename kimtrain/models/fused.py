@@ -135,24 +135,29 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 }
 """
 
-_EXT, _ERROR = None, None
+_BUILT: dict = {}   # extension name -> (module or None, error or None)
+
+
+def build_extension(name: str, source: str):
+    """The C++ extension `name` compiled from `source` (once per machine, cached by torch), or None
+    when it cannot be built (no compiler or headers): fused_error(name) then says why."""
+    if name not in _BUILT:
+        try:
+            from torch.utils.cpp_extension import load_inline
+            _BUILT[name] = (load_inline(name, cpp_sources=source, extra_cflags=["-O3"], verbose=False), None)
+        except Exception as exc:  # no compiler, no headers: the PyTorch path still works
+            text = str(exc).strip()
+            _BUILT[name] = (None, f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}")
+    return _BUILT[name][0]
 
 
 def _extension():
-    """The compiled extension (built once per machine, cached by torch), or None with _ERROR set."""
-    global _EXT, _ERROR
-    if _EXT is None and _ERROR is None:
-        try:
-            from torch.utils.cpp_extension import load_inline
-            _EXT = load_inline("kimtrain_cfconv_v2", cpp_sources=SOURCE, extra_cflags=["-O3"], verbose=False)
-        except Exception as exc:  # no compiler, no headers: the PyTorch path still works
-            _ERROR = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-    return _EXT
+    return build_extension("kimtrain_cfconv_v2", SOURCE)
 
 
-def fused_error() -> str | None:
-    """Why the fused kernel is unavailable (None when it is available or not yet tried)."""
-    return _ERROR
+def fused_error(name: str = "kimtrain_cfconv_v2") -> str | None:
+    """Why a fused extension is unavailable (None when it is available or not yet tried)."""
+    return _BUILT.get(name, (None, None))[1]
 
 
 def can_fuse(x: torch.Tensor) -> bool:
@@ -171,7 +176,7 @@ class _Conv(torch.autograd.Function):
     def forward(ctx, x, table, a, b, pairs):
         ctx.save_for_backward(x, table, a, b)
         ctx.pairs = pairs
-        return _EXT.conv(x, table, a, b, *pairs)
+        return _extension().conv(x, table, a, b, *pairs)
 
     @staticmethod
     def backward(ctx, g):
@@ -190,7 +195,7 @@ class _Scat(torch.autograd.Function):
     def forward(ctx, x, y, a, b, pairs, rows):
         ctx.save_for_backward(x, y, a, b)
         ctx.pairs = pairs
-        return _EXT.scat(x, y, a, b, *pairs, rows)
+        return _extension().scat(x, y, a, b, *pairs, rows)
 
     @staticmethod
     def backward(ctx, h):
@@ -209,7 +214,7 @@ class _PDot(torch.autograd.Function):
     def forward(ctx, x, y, table, pairs):
         ctx.save_for_backward(x, y, table)
         ctx.pairs = pairs
-        return _EXT.pdot(x, y, table, *pairs)
+        return _extension().pdot(x, y, table, *pairs)
 
     @staticmethod
     def backward(ctx, u):

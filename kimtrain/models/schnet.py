@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .base import MAX_Z, AtomisticModel
-from .common import ShiftedSoftplus, mlp
+from .common import ShiftedSoftplus, cached_in_eval, mlp
 from .fused import can_fuse, fused_conv
 from .registry import ModelSpec, register
 
@@ -57,22 +57,11 @@ class SchNet(AtomisticModel):
         return self.grid_tables(d.device, d.dtype), k, u - k
 
     def grid_tables(self, device, dtype) -> list[torch.Tensor]:
-        """The filter tables on the grid. In eval mode they are computed once per set of weights
-        (keyed by the parameters' in-place versions) and kept without a graph: inference, MD
-        and relaxations then skip the filter network (its cost per call is that of a 4,096-row
-        MLP). In training they are recomputed with their graph, as the weights change each step."""
+        """The filter tables on the grid (kept between calls in eval mode: `cached_in_eval`; in
+        training recomputed with their graph)."""
         grid = lambda: torch.linspace(0.0, self.cutoff, self.filter_grid, device=device, dtype=dtype)
-        if self.training:
-            self._tables = None
-            return self.filter_values(grid())
         params = [self.filter_in.weight, self.filter_in.bias, *(p for m in self.filter_out for p in m.parameters())]
-        key = (device, dtype, tuple((p.data_ptr(), p._version) for p in params))
-        cached = getattr(self, "_tables", None)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                cached = (key, [t.detach() for t in self.filter_values(grid())])
-            self._tables = cached
-        return cached[1]
+        return cached_in_eval(self, params, (device, dtype), lambda: self.filter_values(grid()))
 
     def pair_filters(self, d: torch.Tensor):
         """Per-pair filters for each block (E, hidden), evaluated directly or interpolated from the grid."""

@@ -13,10 +13,10 @@ def test_cached_tables_equal_fresh_ones_and_follow_the_weights():
     model, cfg = tiny_model("schnet", frames, ["Si"])
     batch = collate(prepare_graphs(frames, cfg, ["Si"]), dtype=torch.float64)
     first = model(batch).detach().clone()
-    assert model._tables is not None
+    assert model._grid_cache is not None
     assert torch.equal(model(batch).detach(), first)                 # from the kept tables
     model.train()
-    assert torch.equal(model(batch).detach(), first) and model._tables is None  # recomputed with their graph
+    assert torch.equal(model(batch).detach(), first) and model._grid_cache is None  # recomputed with their graph
     model.eval()
     with torch.no_grad():
         model.filter_in.weight.mul_(1.01)                             # as an optimizer step does, in place
