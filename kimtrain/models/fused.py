@@ -138,17 +138,30 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 _BUILT: dict = {}   # extension name -> (module or None, error or None)
 
 
-def build_extension(name: str, source: str):
-    """The C++ extension `name` compiled from `source` (once per machine, cached by torch), or None
-    when it cannot be built (no compiler or headers): fused_error(name) then says why."""
+def build_extension(name: str, source: str, flags=("-O3",)):
+    """The C++ extension `name` compiled from `source` with `flags` (once per machine, cached by
+    torch), or None when it cannot be built (no compiler or headers): fused_error(name) says why."""
     if name not in _BUILT:
         try:
             from torch.utils.cpp_extension import load_inline
-            _BUILT[name] = (load_inline(name, cpp_sources=source, extra_cflags=["-O3"], verbose=False), None)
+            _BUILT[name] = (load_inline(name, cpp_sources=source, extra_cflags=list(flags), verbose=False), None)
         except Exception as exc:  # no compiler, no headers: the PyTorch path still works
             text = str(exc).strip()
             _BUILT[name] = (None, f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}")
     return _BUILT[name][0]
+
+
+def cpu_tag() -> str:
+    """A short hash of this CPU's model and instruction-set flags: extensions built for the CPU they
+    run on (-march=native) carry it in their name, so machines sharing a home folder (a cluster)
+    each build their own."""
+    import hashlib
+    import platform
+    try:
+        lines = [l for l in open("/proc/cpuinfo").read().splitlines() if l.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = [platform.processor(), platform.machine()]
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:10]
 
 
 def _extension():
