@@ -71,6 +71,30 @@ def test_gate_loops_have_exact_first_and_second_derivatives():
         torch.autograd.grad(gga.sum(), a)
 
 
+def test_gate_loops_in_float32_equal_float64_to_rounding():
+    """float32, as in training, runs its own exp and log1p (vectorised inline, models/fused_gate.py):
+    the output and first and second derivatives equal the float64 loops (the library's exp and
+    log1p) to float32 rounding, for gate and core arguments from -120 to 120 (past exp's clamp at
+    -87 and softplus's linear range)."""
+    from kimtrain.models.fused_gate import gate_conv
+    torch.manual_seed(1)
+    n, f, g, e = 40, 37, 16, 300
+    i, j, k = torch.randint(n, (e,)), torch.randint(n, (e,)), torch.randint(g - 1, (e,))
+    a, b, table = (40 * torch.randn(*s, dtype=torch.float64) for s in ((n, 2 * f), (n, 2 * f), (g, 2 * f)))
+    t, c = torch.rand(e, dtype=torch.float64), torch.rand(e, dtype=torch.float64)
+    weights = torch.randn(n, f, dtype=torch.float64)
+
+    def outputs(dtype):
+        x = [v.to(dtype).requires_grad_() for v in (a, b, table, t, c)]
+        y = gate_conv(*x[:3], i, j, k, *x[3:])
+        grads = torch.autograd.grad((y * weights.to(dtype)).sum(), x, create_graph=True)
+        second = torch.autograd.grad(sum(g.pow(2).sum() for g in grads), x)
+        return [y, *grads, *second]
+
+    for low, high in zip(outputs(torch.float32), outputs(torch.float64)):
+        assert torch.allclose(low.double(), high, rtol=2e-5, atol=2e-5 * float(high.abs().max()))
+
+
 def test_fused_force_training_equals_the_pytorch_path(monkeypatch):
     """Training on forces through the fused loops: energies, forces and every parameter gradient
     of an energy + force loss (the double backward) equal the PyTorch path to rounding, float64."""
