@@ -100,7 +100,8 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
         lines.append("")
         if by_config_type:
             lines += config_type_table(g, order + [k for k in g.strategy.unique() if k not in order])
-        if "n_train" in every and every.n_train.nunique() > 1:
+        # a curve needs a model's own runs at several sizes (the best EIP's rows are the dataset's)
+        if "n_train" in every and every[every.strategy != BEST_EIP].n_train.nunique() > 1:
             lines += learning_curve(every, f"{ds} / {model}", out and Path(out) / f"learning_{ds}_{model}.png")
     return "\n".join(lines)
 

@@ -35,3 +35,16 @@ def test_the_learning_curve_table_has_the_row(tmp_path):
     assert cells == ["(reference)", "not reached", "4.0x"]  # baseline, la, mp in table order
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     assert not any("forces" in line for line in lines)  # no force row without force training
+
+
+def test_a_model_without_its_own_curve_gets_none(tmp_path):
+    """The best EIP's rows belong to the dataset and come at every size another model's curve used;
+    a model trained at the full size only gets its table, not a learning curve."""
+    from kimtrain.reporting.tables import BEST_EIP, EIP_MODEL, results_markdown
+    rows = [{"dataset": "toy", "model": "cgcnn", "strategy": s, "seed": seed, "n_train": 200,
+             "test_mae": 1.0, "test_mae_per_atom": a} for s, a in (("baseline", 0.1), ("mp", 0.05)) for seed in (0, 1)]
+    rows += [{"dataset": "toy", "model": EIP_MODEL, "strategy": BEST_EIP, "seed": seed, "n_train": n,
+              "test_mae": 2.0, "test_mae_per_atom": 0.2} for n in SIZES for seed in (0, 1)]
+    text = results_markdown(pd.DataFrame(rows), out=tmp_path)
+    assert "## toy / cgcnn" in text and "| mp | " in text
+    assert "Learning curve" not in text and not list(tmp_path.glob("*.png"))
