@@ -28,20 +28,26 @@ from train_throughput import status_mb, sync
 SYSTEMS = {"si64": ("Si", "diamond", 5.43, (2, 2, 2), 5.0), "al256": ("Al", "fcc", 4.05, (4, 4, 4), 7.0)}
 
 
-def step(model_name: str, system: str, device: str, loss: str = "energy"):
-    """Child: prints 'MB seconds pairs': memory of the first step, time of a second (of the first, if over a minute)."""
+def system_batch(system: str):
+    """The batch of SYSTEMS[system]: 32 cells rattled by 0.05 Å (seeds 0..31), and its cutoff (Å)."""
     from ase.build import bulk
-    from kimtrain.config import ModelConfig
     from kimtrain.data.graphs import build_graphs, collate
-    from kimtrain.models.factory import build_model
     symbol, lattice, a, repeat, cutoff = SYSTEMS[system]
     frames = []
     for k in range(32):
         at = bulk(symbol, lattice, a=a, cubic=True).repeat(repeat)
         at.rattle(0.05, seed=k)
         frames.append(at)
+    return collate(build_graphs(frames, cutoff)), cutoff
+
+
+def step(model_name: str, system: str, device: str, loss: str = "energy"):
+    """Child: prints 'MB seconds pairs': memory of the first step, time of a second (of the first, if over a minute)."""
+    from kimtrain.config import ModelConfig
+    from kimtrain.models.factory import build_model
     dev = torch.device(device)
-    batch = collate(build_graphs(frames, cutoff)).to(dev)
+    batch, cutoff = system_batch(system)
+    batch = batch.to(dev)
     torch.manual_seed(0)
     heads = 9 if loss == "forces9" else 1
     model = build_model(ModelConfig(name=model_name, cutoff=cutoff), heads).to(dev)

@@ -14,9 +14,11 @@ triplet-sized tensors.
 import argparse
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
+from model_step import system_batch
 from train_throughput import status_mb
 
 CATEGORIES = {
@@ -34,22 +36,12 @@ CATEGORIES = {
 }
 
 
-def batch_si64():
-    from ase.build import bulk
-    from kimtrain.data.graphs import build_graphs, collate
-    frames = []
-    for k in range(32):
-        at = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2))
-        at.rattle(0.05, seed=k)
-        frames.append(at)
-    return collate(build_graphs(frames, 5.0))
-
-
 def run(chunk: int, batch, steps: int):
     from kimtrain.config import ModelConfig
     from kimtrain.models.factory import build_model
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="gemnet", cutoff=5.0, triplet_chunk=chunk), 1)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to now
     before = status_mb("VmRSS")
     t0 = time.perf_counter()
     model(batch).sum().backward()
@@ -83,7 +75,7 @@ def main():
     p.add_argument("--chunk", type=int, default=1_000_000,
                    help="triplet_chunk (run once per value: memory is the process's own peak)")
     a = p.parse_args()
-    batch = batch_si64()
+    batch, _ = system_batch("si64")
     from kimtrain.models.triplets import Triplets
     n = len(batch.edge_i)
     target = torch.cat([batch.edge_i, batch.edge_j])
