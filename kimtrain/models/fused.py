@@ -19,6 +19,8 @@ compiler), the PyTorch path is used and `fused_error()` says why.
 """
 from __future__ import annotations
 
+import functools
+
 import os
 
 import torch
@@ -151,10 +153,11 @@ def build_extension(name: str, source: str, flags=("-O3",)):
     return _BUILT[name][0]
 
 
+@functools.cache
 def cpu_tag() -> str:
-    """A short hash of this CPU's model and instruction-set flags: extensions built for the CPU they
-    run on (-march=native) carry it in their name, so machines sharing a home folder (a cluster)
-    each build their own."""
+    """A short hash of this CPU's model and instruction-set flags (read once per process): extensions
+    built for the CPU they run on (-march=native) carry it in their name, so machines sharing a home
+    folder (a cluster) each build their own."""
     import hashlib
     import platform
     try:

@@ -16,8 +16,9 @@ so no two threads write one element of the per-atom and per-grid-row sums; per-p
 gradients of t and c) go to the thread's own row of a small buffer, summed in a fixed order.
 Results are deterministic for a given number of threads. The backward is itself a differentiable
 function (its derivative is the second-order loop), so forces can be trained; a third derivative
-is refused. Built with -march=native and -ffast-math (vectorised exp and log1p), the extension's
-name carrying a hash of the CPU; a portable -O3 build is the fallback.
+is refused. Built with -march=native and -ffast-math so the loops vectorise (float32 with its own
+inline exp and log1p, float64 with glibc's vector ones), the extension's name carrying a hash of the
+CPU; a portable -O3 build is the fallback.
 """
 from __future__ import annotations
 
@@ -221,11 +222,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 NAME = "kimtrain_gate_v5"
 
 
-NATIVE_FLAGS = ("-O3", "-ffast-math", "-fopenmp-simd", "-march=native")  # vector exp/log1p (glibc's libmvec)
+NATIVE_FLAGS = ("-O3", "-ffast-math", "-fopenmp-simd", "-march=native")  # float: inline exp/log1p; double: glibc's libmvec
 
 
 def _ext():
-    """Built for this CPU (its vector width: 2-6x the portable build's speed); portable if that fails."""
+    """Built for this CPU (its full vector width), once per process; the portable build if that fails."""
     ext = build_extension(f"{NAME}_{cpu_tag()}", SOURCE, NATIVE_FLAGS)
     return ext if ext is not None else build_extension(NAME, SOURCE)
 

@@ -88,7 +88,7 @@ def test_gate_loops_in_float32_equal_float64_to_rounding():
         x = [v.to(dtype).requires_grad_() for v in (a, b, table, t, c)]
         y = gate_conv(*x[:3], i, j, k, *x[3:])
         grads = torch.autograd.grad((y * weights.to(dtype)).sum(), x, create_graph=True)
-        second = torch.autograd.grad(sum(g.pow(2).sum() for g in grads), x)
+        second = torch.autograd.grad(sum(d.pow(2).sum() for d in grads), x)
         return [y, *grads, *second]
 
     for low, high in zip(outputs(torch.float32), outputs(torch.float64)):
