@@ -65,7 +65,10 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
              f"Seeds: {sorted(df.seed.unique().tolist())}; test-set metrics of the best-validation checkpoint.", ""]
     eip_rows = df[df.model == EIP_MODEL]
     for (ds, model), every in df[df.model != EIP_MODEL].groupby(["dataset", "model"], sort=False):
-        every = pd.concat([every, eip_rows[eip_rows.dataset == ds]], ignore_index=True)
+        eips = eip_rows[eip_rows.dataset == ds]  # the dataset's, at the sizes this model was trained at
+        if "n_train" in every:
+            eips = eips[eips.n_train.isin(every.n_train)]
+        every = pd.concat([every, eips], ignore_index=True)
         g = every[every.n_train == every.n_train.max()] if "n_train" in every else every
         baseline = g[g.strategy == "baseline"].set_index("seed").test_mae_per_atom
         forces = bool("test_force_mae" in g and g.test_force_mae.notna().any())  # a column only where runs have them
@@ -100,8 +103,7 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
         lines.append("")
         if by_config_type:
             lines += config_type_table(g, order + [k for k in g.strategy.unique() if k not in order])
-        # a curve needs a model's own runs at several sizes (the best EIP's rows are the dataset's)
-        if "n_train" in every and every[every.strategy != BEST_EIP].n_train.nunique() > 1:
+        if "n_train" in every and every.n_train.nunique() > 1:
             lines += learning_curve(every, f"{ds} / {model}", out and Path(out) / f"learning_{ds}_{model}.png")
     return "\n".join(lines)
 
