@@ -8,9 +8,9 @@ of the summed energy), or of the first where that took over a minute. Ratios are
 force MSE, forces by autograd, then the double backward), with its cost as a ratio to the
 energy-only step measured in the same run; forces9 does the same with 9 output heads, fitting
 their forces as multi-task pretraining on 9 EIPs' forces does (one signed combination of the
-heads per configuration, kimtrain.training.forces.energy_and_projected_force_mse). On the CPU, SchNet's
-force step runs twice: with its fused loops (the default) and on the PyTorch path
-(KIMTRAIN_FUSED=0), the peer of the fused one.
+heads per configuration, kimtrain.training.forces.energy_and_projected_force_mse). On the CPU, the
+models with fused loops (SchNet, CGCNN, GemNet) run every step twice: fused (the default) and on the
+PyTorch path (KIMTRAIN_FUSED=0), the peer of the fused one.
     python bench/model_step.py [--models schnet,cgcnn,gemnet] [--systems si64,al256] [--device cpu|cuda]
                                [--loss energy|forces|forces9]
 """
@@ -25,6 +25,7 @@ import torch
 
 from train_throughput import status_mb, sync
 
+FUSED = {"schnet", "cgcnn", "gemnet"}  # models with fused CPU loops (KIMTRAIN_FUSED=0: their PyTorch path)
 SYSTEMS = {"si64": ("Si", "diamond", 5.43, (2, 2, 2), 5.0), "al256": ("Al", "fcc", 4.05, (4, 4, 4), 7.0)}
 
 
@@ -116,7 +117,7 @@ def main():
                              f"time {seconds / base_s:.1f}")
                 print(f"{system} ({pairs} pairs) {name} [{loss}]: {mb:.0f} MB, {seconds:.2f} s per step{ratio}",
                       flush=True)
-                if name == "schnet" and loss != "energy" and a.device == "cpu":
+                if name in FUSED and a.device == "cpu":
                     torch_path = child(a, name, system, loss, {"KIMTRAIN_FUSED": "0"})
                     if torch_path is not None:
                         print(f"{system} ({pairs} pairs) {name} [{loss}, PyTorch path]: {torch_path[0]:.0f} MB, "

@@ -25,7 +25,7 @@ class ModelConfig:
     n_radial: int = 6           # GemNet radial Bessel basis size
     n_spherical: int = 7        # GemNet Legendre orders in the spherical basis
     triplet_size: int = 64      # GemNet triplet features
-    triplet_chunk: int = 1_000_000  # GemNet triplets per chunk: bounds memory, not results
+    triplet_chunk: int = 4_000_000  # GemNet triplets per chunk: bounds memory, not results
 
 
 @dataclass

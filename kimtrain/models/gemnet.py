@@ -10,7 +10,10 @@ spherical Bessel functions; order 0 for every l here, which stays accurate in fl
 distances), with DimeNet's smooth envelope. Triplets run in chunks of `triplet_chunk` (see
 triplets.py), and when a batch has more triplets than one chunk each block is recomputed during
 backward instead of keeping its per-edge tensors, so memory is bounded whatever the number of
-triplets; the paper's GemNet ran out of memory on ANI-Al for want of this. Plain PyTorch: no torch_scatter or torch_sparse.
+triplets; the paper's GemNet ran out of memory on ANI-Al for want of this. On the CPU the triplet
+sums run as fused loops (fused_triplets.py: the radial part of the basis folded into a per-edge
+tensor, P_l(cos) per triplet, shared by the blocks when the batch is one chunk); KIMTRAIN_FUSED=0
+selects the PyTorch path. No torch_scatter or torch_sparse.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from .base import MAX_Z, AtomisticModel
 from .expansions import BesselBasis, legendre
 from .common import ShiftedSoftplus, mlp
 from .registry import ModelSpec, register
+from .fused_triplets import can_fuse_triplets
 from .triplets import Triplets
 
 INV_SQRT2 = 1 / math.sqrt(2.0)
@@ -51,11 +55,20 @@ class Block(nn.Module):
         basis = legendre(cos.clamp(-1.0, 1.0), self.n_spherical)[:, :, None] * rbf.index_select(0, a)[:, None, :]
         return x_down.index_select(0, a) * self.spherical(basis.flatten(1))
 
+    def fused_triplets(self, x_down, rbf, unit, triplets):
+        """The same sums through the fused loops: the radial part of the basis is folded into a
+        per-edge (E, n_spherical, triplet_size) tensor, and the triplets carry only P_l(cos)."""
+        w = self.spherical.weight.view(-1, self.n_spherical, rbf.shape[1])  # (C, L, R)
+        return triplets.contract(x_down, rbf, w.permute(2, 1, 0).flatten(1), unit, self.n_spherical)
+
     def forward(self, h, m, rbf, u, d, graph):
-        triplets, target, source = graph
+        triplets, target, source, unit = graph
         x = self.act(self.pre(m)) * self.radial_gate(rbf)
         x_down = self.act(self.down(x))
-        agg = triplets.aggregate(self.triplet_rows, x_down.shape[1], x_down, u, d, rbf)
+        if unit is not None:
+            agg = self.fused_triplets(x_down, rbf, unit, triplets)
+        else:
+            agg = triplets.aggregate(self.triplet_rows, x_down.shape[1], x_down, u, d, rbf)
         x_up = self.act(self.up(agg))
         x_up = (x_up + x_up.index_select(0, triplets.reverse)) * INV_SQRT2  # both directions of each pair
         m = (self.act(self.skip(m)) + x_up) * INV_SQRT2
@@ -69,7 +82,7 @@ class Block(nn.Module):
 
 class GemNet(AtomisticModel):
     def __init__(self, hidden: int = 128, n_blocks: int = 5, n_radial: int = 6, n_spherical: int = 7,
-                 cutoff: float = 5.0, n_out: int = 1, triplet_size: int = 64, triplet_chunk: int = 1_000_000):
+                 cutoff: float = 5.0, n_out: int = 1, triplet_size: int = 64, triplet_chunk: int = 4_000_000):
         super().__init__(hidden, n_out)
         self.triplet_chunk = triplet_chunk
         self.embedding = nn.Embedding(MAX_Z, hidden)
@@ -87,7 +100,8 @@ class GemNet(AtomisticModel):
         h = self.embedding(batch.numbers)
         m = self.edge_embedding(torch.cat([h.index_select(0, target), h.index_select(0, source), rbf], dim=-1))
         triplets = Triplets(target, source, len(h), self.triplet_chunk)
-        graph = (triplets, target, source)
+        unit = u / d[:, None] if can_fuse_triplets(h) else None  # CPU: the fused triplet loops
+        graph = (triplets, target, source, unit)
         # a batch with more triplets than one chunk is large: keep only each block's inputs and
         # recompute the block during backward (same values, about one more forward pass of time)
         recompute = torch.is_grad_enabled() and triplets.n_triplets > self.triplet_chunk

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .expansions import legendre
+
 
 class Triplets:
     def __init__(self, target: torch.Tensor, source: torch.Tensor, n_atoms: int, chunk: int):
@@ -30,6 +32,7 @@ class Triplets:
         marks = torch.arange(chunk, total, chunk, device=cum.device) if total > chunk else cum[:0]
         bounds = [0] + sorted({int(c) + 1 for c in torch.searchsorted(cum, marks).tolist()} - {n_edges}) + [n_edges]
         self.ranges = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        self._shared = None  # one chunk: its index and Legendre values, shared by every block
 
     def indices(self, lo: int, hi: int):
         """(a, b) of the triplets whose b lies in [lo, hi)."""
@@ -50,3 +53,34 @@ class Triplets:
         parts = [checkpoint(chunk, lo, hi, *tensors, use_reentrant=False) if grad else chunk(lo, hi, *tensors)
                  for lo, hi in self.ranges]
         return torch.cat(parts) if parts else tensors[0].new_zeros((len(self.source), width))
+
+    def contract(self, x: torch.Tensor, rbf: torch.Tensor, Wf: torch.Tensor, unit: torch.Tensor,
+                 n_spherical: int) -> torch.Tensor:
+        """(n_edges, C): sum over the triplets (a, b) of each b of sum_l P_l(cos angle(a, b)) Y[a, l, :]
+        with Y[a, l, c] = x[a, c] (rbf @ Wf)[a, l C + c], x (n_edges, C), rbf (n_edges, R), Wf (R, L C)
+        and unit (n_edges, 3) the edges' unit vectors; the fused loops of fused_triplets.py. With one
+        chunk, its index and P are built once for all blocks."""
+        from .fused_triplets import TripletIndex, interact
+
+        def basis(lo, hi, unit):
+            a, b = self.indices(lo, hi)
+            cos = -(unit.index_select(0, a) * unit.index_select(0, b)).sum(-1)
+            border = torch.argsort(self.source[lo:hi], stable=True)  # b by source atom, a by target atom
+            idx = TripletIndex(a, b - lo, hi - lo, len(self.source), border, self.order)
+            return idx, legendre(cos.clamp(-1.0, 1.0), n_spherical)
+
+        def chunk(lo, hi, *ts):
+            idx, P = basis(lo, hi, ts[-1])
+            return interact(*ts[:-1], P, idx)
+
+        tensors = (x, rbf, Wf, unit)
+        if not self.ranges:
+            return x.new_zeros(x.shape)
+        if len(self.ranges) == 1:
+            if self._shared is None:
+                self._shared = basis(*self.ranges[0], unit)
+            idx, P = self._shared
+            return interact(x, rbf, Wf, P, idx)
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        return torch.cat([checkpoint(chunk, lo, hi, *tensors, use_reentrant=False) if grad else chunk(lo, hi, *tensors)
+                          for lo, hi in self.ranges])
