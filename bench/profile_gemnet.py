@@ -30,7 +30,7 @@ from model_step import system_batch
 from train_throughput import status_mb
 
 CATEGORIES = {
-    "fused triplet loops": ("_Interact", "_Contract", "_Spread", "_Pair"),
+    "fused triplet loops": ("_Interact", "_Bilinear"),
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
     "gathers and scatters": ("aten::index_select", "aten::index", "aten::index_add_", "aten::index_put_",
                              "aten::_index_put_impl_", "aten::gather", "aten::scatter_add_",

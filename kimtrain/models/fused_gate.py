@@ -22,12 +22,10 @@ CPU; a portable -O3 build is the fallback.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.autograd.function import once_differentiable
 
-from .fused import build_extension, cpu_tag
+from .fused import fused_wanted, native_extension
 
 SOURCE = r"""
 #include <torch/extension.h>
@@ -222,21 +220,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 NAME = "kimtrain_gate_v5"
 
 
-NATIVE_FLAGS = ("-O3", "-ffast-math", "-fopenmp-simd", "-march=native")  # float: inline exp/log1p; double: glibc's libmvec
-
-
 def _ext():
-    """Built for this CPU (its full vector width), once per process; the portable build if that fails."""
-    ext = build_extension(f"{NAME}_{cpu_tag()}", SOURCE, NATIVE_FLAGS)
-    return ext if ext is not None else build_extension(NAME, SOURCE)
+    """Built for this CPU (float: the inline exp and log1p above; double: glibc's libmvec)."""
+    return native_extension(NAME, SOURCE)
 
 
 def can_fuse_gate(x: torch.Tensor) -> bool:
     """The fused gate loops apply on the CPU (KIMTRAIN_FUSED=0 turns them off; without a C++
     compiler fused_error(NAME) says why they are off)."""
-    if x.device.type != "cpu" or os.environ.get("KIMTRAIN_FUSED", "1") == "0":
-        return False
-    return _ext() is not None
+    return fused_wanted(x) and _ext() is not None
 
 
 def _c(t):

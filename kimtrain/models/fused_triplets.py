@@ -22,11 +22,9 @@ threads. KIMTRAIN_FUSED=0 selects the PyTorch path.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .fused import build_extension, cpu_tag
+from .fused import fused_wanted, native_extension
 
 SOURCE = r"""
 #include <torch/extension.h>
@@ -128,21 +126,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 """
 
 NAME = "kimtrain_triplets_v2"
-NATIVE_FLAGS = ("-O3", "-ffast-math", "-fopenmp-simd", "-march=native")
 
 
 def _ext():
-    """Built for this CPU (its full vector width), once per process; the portable build if that fails."""
-    ext = build_extension(f"{NAME}_{cpu_tag()}", SOURCE, NATIVE_FLAGS)
-    return ext if ext is not None else build_extension(NAME, SOURCE)
+    return native_extension(NAME, SOURCE)
 
 
 def can_fuse_triplets(x: torch.Tensor) -> bool:
     """The fused triplet loops apply on the CPU (KIMTRAIN_FUSED=0 turns them off; without a C++
     compiler fused_error(NAME) says why they are off)."""
-    if x.device.type != "cpu" or os.environ.get("KIMTRAIN_FUSED", "1") == "0":
-        return False
-    return _ext() is not None
+    return fused_wanted(x) and _ext() is not None
 
 
 class TripletIndex:
@@ -168,46 +161,37 @@ def _offsets(index: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
 
 
-class _Contract(torch.autograd.Function):
+def _call(op: str, u, v, idx):
+    """The loop `op` on its two operands (see the module docstring)."""
+    ext = _ext()
+    if op == "contract":
+        return ext.contract(u, v, idx.a, idx.bptr, idx.border)
+    if op == "spread":
+        return ext.spread(u, v, idx.b, idx.perm, idx.aptr, idx.aorder)
+    return ext.pair(u, v, idx.a, idx.bptr, idx.border)
+
+
+# each loop's derivatives in its two operands u, v for an incoming gradient g: other loops' calls
+_DERIVATIVES = {
+    "contract": (lambda u, v, g, idx: spread(g, v, idx), lambda u, v, g, idx: pair(u, g, idx)),
+    "spread": (lambda u, v, g, idx: contract(g, v, idx), lambda u, v, g, idx: pair(g, u, idx)),
+    "pair": (lambda u, v, g, idx: spread(v, g, idx), lambda u, v, g, idx: contract(u, g, idx)),
+}
+
+
+class _Bilinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, Y, P, idx):
-        ctx.save_for_backward(Y, P)
-        ctx.idx = idx
-        return _ext().contract(Y, P, idx.a, idx.bptr, idx.border)
-
-    @staticmethod
-    def backward(ctx, g):
-        Y, P = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        return (spread(g, P, ctx.idx) if need[0] else None, pair(Y, g, ctx.idx) if need[1] else None, None)
-
-
-class _Spread(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, G, P, idx):
-        ctx.save_for_backward(G, P)
-        ctx.idx = idx
-        return _ext().spread(G, P, idx.b, idx.perm, idx.aptr, idx.aorder)
-
-    @staticmethod
-    def backward(ctx, g):
-        G, P = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        return (contract(g, P, ctx.idx) if need[0] else None, pair(g, G, ctx.idx) if need[1] else None, None)
-
-
-class _Pair(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, Y, G, idx):
-        ctx.save_for_backward(Y, G)
-        ctx.idx = idx
-        return _ext().pair(Y, G, idx.a, idx.bptr, idx.border)
+    def forward(ctx, op, u, v, idx):
+        ctx.save_for_backward(u, v)
+        ctx.op, ctx.idx = op, idx
+        return _call(op, u, v, idx)
 
     @staticmethod
     def backward(ctx, g):
-        Y, G = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        return (spread(G, g, ctx.idx) if need[0] else None, contract(Y, g, ctx.idx) if need[1] else None, None)
+        u, v = ctx.saved_tensors
+        g = g.contiguous()
+        return (None, *(d(u, v, g, ctx.idx) if need else None
+                        for d, need in zip(_DERIVATIVES[ctx.op], ctx.needs_input_grad[1:3])), None)
 
 
 class _Interact(torch.autograd.Function):
@@ -219,7 +203,7 @@ class _Interact(torch.autograd.Function):
         ctx.save_for_backward(x, rbf, Wf, P)
         ctx.idx = idx
         Y = (rbf @ Wf).view(len(x), P.shape[1], -1).mul_(x[:, None, :])
-        return _ext().contract(Y, P, idx.a, idx.bptr, idx.border)
+        return _call("contract", Y, P, idx)
 
     @staticmethod
     def backward(ctx, g):
@@ -246,14 +230,14 @@ def interact(x: torch.Tensor, rbf: torch.Tensor, Wf: torch.Tensor, P: torch.Tens
 
 def contract(Y: torch.Tensor, P: torch.Tensor, idx: TripletIndex) -> torch.Tensor:
     """(n_b, C): sum over the triplets t of each b of sum_l P[t, l] Y[a_t, l, :]; Y (E, L, C), P (T, L)."""
-    return _Contract.apply(Y.contiguous(), P.contiguous(), idx)
+    return _Bilinear.apply("contract", Y.contiguous(), P.contiguous(), idx)
 
 
 def spread(G: torch.Tensor, P: torch.Tensor, idx: TripletIndex) -> torch.Tensor:
     """(E, L, C): sum over the triplets t of each a of P[t, l] G[b_t, :]; G (n_b, C), P (T, L)."""
-    return _Spread.apply(G.contiguous(), P.contiguous(), idx)
+    return _Bilinear.apply("spread", G.contiguous(), P.contiguous(), idx)
 
 
 def pair(Y: torch.Tensor, G: torch.Tensor, idx: TripletIndex) -> torch.Tensor:
     """(T, L): Y[a_t, l, :] . G[b_t, :] per triplet; Y (E, L, C), G (n_b, C)."""
-    return _Pair.apply(Y.contiguous(), G.contiguous(), idx)
+    return _Bilinear.apply("pair", Y.contiguous(), G.contiguous(), idx)

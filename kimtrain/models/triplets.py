@@ -14,6 +14,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .expansions import legendre
+from .fused_triplets import TripletIndex, interact
 
 
 class Triplets:
@@ -60,8 +61,6 @@ class Triplets:
         with Y[a, l, c] = x[a, c] (rbf @ Wf)[a, l C + c], x (n_edges, C), rbf (n_edges, R), Wf (R, L C)
         and unit (n_edges, 3) the edges' unit vectors; the fused loops of fused_triplets.py. With one
         chunk, its index and P are built once for all blocks."""
-        from .fused_triplets import TripletIndex, interact
-
         def basis(lo, hi, unit):
             a, b = self.indices(lo, hi)
             cos = -(unit.index_select(0, a) * unit.index_select(0, b)).sum(-1)
