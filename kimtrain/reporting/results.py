@@ -15,13 +15,14 @@ from .tables import for_csv, results_markdown
 
 
 def load_results(folder) -> pd.DataFrame:
-    """One row per kept run: its metrics with dataset, model, strategy (the run's label) and seed."""
+    """One row per kept run: its metrics with dataset, model, strategy (the run's label), base_strategy
+    (the strategy the label runs) and seed."""
     rows = []
     for path in sorted(Path(folder).rglob("metrics.json")):
         m = json.loads(path.read_text())
         if "dataset" not in m or "label" not in m:
             raise ValueError(f"{path}: not an experiment run kept by `kimtrain experiment --results`")
-        rows.append({**m, "strategy": m["label"]})
+        rows.append({**m, "base_strategy": m.get("strategy"), "strategy": m["label"]})
     if not rows:
         raise ValueError(f"{folder}: no metrics.json found (run `kimtrain experiment ... --results {folder}`)")
     df = pd.DataFrame(rows)

@@ -8,15 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..strategies import names as strategy_names
-from .labels_saved import labels_saved
-
-BEST_EIP = "best EIP"  # the row of the best single EIP on validation (no network): a reference line
-EIP_MODEL = "(EIP)"    # its model column: the row is the same for every model, and shown with each
-
-
-def _mean_std(values) -> str:
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.4f} ({v.std():.4f})" if len(v) > 1 else f"{v.mean():.4f}"
+from .curves import BEST_EIP, EIP_MODEL, learning_curve, mean_std, png_name, settings
 
 
 def for_csv(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,8 +49,9 @@ def config_type_table(g: pd.DataFrame, order: list) -> list[str]:
 def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_type: bool = True) -> str:
     """Table 3-style markdown: config MAE (eV) and per-atom MAE (eV/atom), mean (std) over seeds,
     and the change of per-atom MAE against the baseline on the same split seeds. Where runs have
-    several training-set sizes, the table is for the largest, followed by a learning-curve table
-    (and, with `out`, a log-log plot OUT/learning_DATASET_MODEL.png); with by_config_type, the test
+    several training-set sizes, the table is for the largest, followed by a learning-curve table per
+    training setting (plain strategies, "+F" variants...; with `out`, a log-log plot
+    OUT/learning_DATASET_MODEL[_SETTING].png); with by_config_type, the test
     errors per config_type of the runs that recorded them."""
     lines = ["# kimtrain experiment results", "",
              f"{'QUICK run (few epochs, small pool): for testing the pipeline, not for conclusions. ' if quick else ''}"
@@ -97,75 +90,14 @@ def results_markdown(df: pd.DataFrame, quick: bool = False, out=None, by_config_
                 alpha = ",".join(c + (f" ({e})" if isinstance(e, str) else "")
                                  for c, e in zip(s.auto_choice.dropna(), eips[s.auto_choice.notna()]))
             f_mae = s.test_force_mae.dropna() if forces else []
-            f_cell = (f"{_mean_std(f_mae) if len(f_mae) else ''} | ") * forces
-            lines.append(f"| {name} | {_mean_std(s.test_mae)} | {_mean_std(s.test_mae_per_atom)} | {f_cell}"
+            f_cell = (f"{mean_std(f_mae) if len(f_mae) else ''} | ") * forces
+            lines.append(f"| {name} | {mean_std(s.test_mae)} | {mean_std(s.test_mae_per_atom)} | {f_cell}"
                          f"{'' if np.isnan(change) else f'{change:+.1f} %'} | {acc} | {sel} | {alpha} |")
         lines.append("")
         if by_config_type:
             lines += config_type_table(g, order + [k for k in g.strategy.unique() if k not in order])
-        if "n_train" in every and every.n_train.nunique() > 1:
-            lines += learning_curve(every, f"{ds} / {model}", out and Path(out) / f"learning_{ds}_{model}.png")
+        if "n_train" in every:
+            for setting, rows in settings(every).items():
+                lines += learning_curve(rows, f"{ds} / {model}" + (f", {setting}" if setting else ""),
+                                        out and Path(out) / png_name(ds, model, setting))
     return "\n".join(lines)
-
-
-def saved_labels(stats: pd.DataFrame, order: list) -> dict:
-    """{strategy: LabelsSaved} against the baseline's mean error at the largest size (stats: mean
-    test error by n_train and strategy); {} without a baseline."""
-    if "baseline" not in order:
-        return {}
-    base = stats.xs("baseline", level="strategy")["mean"]
-    full = base.index.max()
-    out = {}
-    for s in order:
-        curve = stats.xs(s, level="strategy")["mean"]
-        out[s] = labels_saved(curve.index, curve.to_numpy(), float(base.loc[full]), float(full))
-    return out
-
-
-def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
-    """Markdown lines: per-atom test MAE (eV/atom), mean (std) over seeds, by training-set size
-    (rows) and strategy (columns), then the DFT labels each strategy saves (the full size over the
-    size at which it reaches the baseline's full-size error; in force MAE too where forces were
-    trained); with png, the same as a log-log plot with error bars, the baseline's full-size error
-    as a dotted line and each crossing marked."""
-    order = [k for k in strategy_names() + [BEST_EIP] if k in set(g.strategy)]  # no ablations: full size only
-    g = g[g.strategy.isin(order)]
-    stats = g.groupby(["n_train", "strategy"]).test_mae_per_atom.agg(["mean", "std", "count"])
-    lines = [f"Learning curve, {title}: test per-atom MAE (eV/atom), mean (std) over seeds", "",
-             "| n_train | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
-    for n in sorted(g.n_train.unique()):
-        cells = [_mean_std(g[(g.n_train == n) & (g.strategy == s)].test_mae_per_atom) if (n, s) in stats.index else ""
-                 for s in order]
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    saved = saved_labels(stats, order)
-    if saved:
-        lines.append("| DFT labels saved, energy | " + " | ".join(
-            "(reference)" if s == "baseline" else str(saved[s]) for s in order) + " |")
-        trained_forces = "force_weight" in g and (g.force_weight.fillna(0) > 0).any() and "test_force_mae" in g
-        if trained_forces and g.test_force_mae.notna().any():
-            fstats = g.groupby(["n_train", "strategy"]).test_force_mae.agg(["mean"]).dropna()
-            fsaved = saved_labels(fstats, [s for s in order if s in set(fstats.index.get_level_values(1))])
-            lines.append("| DFT labels saved, forces | " + " | ".join(
-                "(reference)" if s == "baseline" else str(fsaved.get(s, "")) for s in order) + " |")
-    if png:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        for s in order:
-            st = stats.xs(s, level="strategy")
-            style = {"color": "black", "linestyle": "--", "marker": "s"} if s == BEST_EIP else {"marker": "o"}
-            line = ax.errorbar(st.index, st["mean"], yerr=st["std"].fillna(0), capsize=3, label=s, **style)
-            if s in saved and s != "baseline" and saved[s].ratio is not None and not saved[s].below:
-                ax.plot([saved[s].n], [saved[s].target], marker="*", markersize=12, color=line[0].get_color(),
-                        zorder=5)
-        if saved:
-            ax.axhline(saved["baseline"].target, color="grey", linestyle=":", linewidth=1, label="baseline at full size")
-        ax.set(xscale="log", yscale="log", xlabel="training configurations",
-               ylabel="test MAE (eV/atom)", title=title)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(png, dpi=120)
-        plt.close(fig)
-        lines += ["", f"![learning curve, {title}]({Path(png).name})"]
-    return lines + [""]
