@@ -59,6 +59,7 @@ class StrategyConfig:
     augment_force_weight: float = 0.0  # LA: weight of the picked EIP's forces (Tukey per component) in the augmented term
     mf_weights: list = field(default_factory=lambda: [0.1, 1.0])  # mf: weights of the EIP fidelities' loss, chosen on validation
     mf_force_weight: float = 0.0  # mf: weight of the EIP forces (kimlabel --forces table) within the EIP fidelities' loss
+    mf_embedding: bool = False  # mf: a learned fidelity embedding on the input instead of a head per fidelity (soapnet)
     auto_candidates: list = field(default_factory=lambda: ["baseline", "mp", "delta", "mf", "mp+delta"])  # auto: the strategies it tries
     eips: list | None = None    # EIP short names to use (None: every EIP in the table)
     eip: str | None = None      # delta: the EIP the network corrects (None: chosen on validation)
@@ -122,6 +123,9 @@ def check(run: "RunConfig", where: str = "config") -> "RunConfig":
         raise ValueError(f"{where}: strategy.alphas must be a non-empty list of numbers >= 0, got {s.alphas!r}")
     if not s.mf_weights or any(isinstance(w, bool) or not (isinstance(w, (int, float)) and w >= 0) for w in s.mf_weights):
         raise ValueError(f"{where}: strategy.mf_weights must be a non-empty list of numbers >= 0, got {s.mf_weights!r}")
+    for name in ("tukey", "mf_embedding"):
+        if not isinstance(getattr(s, name), bool):
+            raise ValueError(f"{where}: strategy.{name} must be true or false, got {getattr(s, name)!r}")
     if not 0 <= s.warmup < 1:
         raise ValueError(f"{where}: strategy.warmup must be in [0, 1), got {s.warmup!r}")
     if run.model.n_rbf < 2:

@@ -50,4 +50,6 @@ def model_meta(cfg: ModelConfig, n_out: int, graphs, species) -> dict:
 
 
 def model_from_meta(meta: dict):
-    return build_model(ModelConfig(**meta["model_config"]), meta["n_out"], meta["n_features"])
+    """The model a checkpoint's meta describes (with its fidelity embedding, if it had one)."""
+    model = build_model(ModelConfig(**meta["model_config"]), meta["n_out"], meta["n_features"])
+    return model.embed_fidelities() if meta.get("fidelity_embedding") else model

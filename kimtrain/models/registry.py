@@ -20,6 +20,7 @@ class ModelSpec:
     build: Callable          # (ModelConfig, n_out, n_features) -> AtomisticModel
     inputs: str = "graph"    # "graph": half neighbour lists within model.cutoff; "soap": per-atom SOAP vectors
     forces: bool = True      # the energy is differentiable in the positions (forces by autograd)
+    fidelity_embedding: bool = False  # has embed_fidelities() (mf with strategy.mf_embedding)
 
 
 def register(spec: ModelSpec) -> ModelSpec:

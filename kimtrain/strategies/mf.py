@@ -11,6 +11,10 @@ EIPs' forces on the EIP batch too (a kimlabel --forces table). EIP entries whose
 the limit are masked; the per-species alignment is fitted on the train marks only, as everywhere.
 After training, OUT/best.pt holds the DFT head only, so evaluation, the Calculator and every other
 reader see a single-fidelity model; each weight's folder keeps the model with every head.
+
+With strategy.mf_embedding (SOAPNet), the fidelity is a learned vector added to the model's input
+instead of a head: the whole network depends on it, one head serves all, and each configuration
+then costs one pass per fidelity (the measured alternative; docs/strategies.md).
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from kimlabel import replacing
 from ..data.reference import set_reference
 from ..data.graphs import collate
 from ..models.factory import model_meta, new_model
+from ..models.registry import get as get_model
+from ..models.registry import names as model_names
 from ..data.alignment import eip_forces
 from ..training.context import check_forces, check_forces_model
 from ..training.forces import energy_and_projected_force_mse
@@ -84,9 +90,15 @@ class MF(Strategy):
     def check(self, run):
         super().check(run)
         check_forces_model(run.model.name, run.strategy.mf_force_weight, "strategy.mf_force_weight")
+        if run.strategy.mf_embedding and not get_model(run.model.name).fidelity_embedding:
+            having = [n for n in model_names() if get_model(n).fidelity_embedding]
+            raise ValueError(f"strategy.mf_embedding true: model {run.model.name} has no fidelity embedding "
+                             f"({', '.join(having)} has); leave it false for a readout head per fidelity")
 
     def record(self, run) -> dict:
-        return {"mf_force_weight": run.strategy.mf_force_weight} if run.strategy.mf_force_weight > 0 else {}
+        s = run.strategy
+        return ({"mf_force_weight": s.mf_force_weight} if s.mf_force_weight > 0 else {}) | (
+            {"mf_embedding": True} if s.mf_embedding else {})
 
     def prepare(self, ctx, out, resume: bool = False, shared=None):
         """The aligned EIP labels and, with strategy.mf_force_weight > 0, the EIP forces (atoms over
@@ -133,6 +145,10 @@ class MF(Strategy):
                           for i in eip_ids]
         eip_set = ctx.subset(eip_ids, labels.aligned[eip_ids], eip_forces)
         model = new_model(run.model, 1 + k, ctx.graphs, train.graphs + eip_set.graphs, run.train.seed)
+        meta = model_meta(run.model, 1 + k, ctx.graphs, ctx.species)
+        if run.strategy.mf_embedding:  # the fidelity as an input instead of a head per fidelity
+            model.embed_fidelities()
+            meta["fidelity_embedding"] = True
         ref_ids = np.concatenate([train_ids, eip_ids])
         ref_targets = np.concatenate([targets, np.concatenate([np.full((len(eip_ids), 1), np.nan),
                                                                labels.aligned[eip_ids]], axis=1)])
@@ -142,13 +158,13 @@ class MF(Strategy):
         val = ctx.subset(val_ids, ctx.dft[val_ids], ctx.data.forces_of(val_ids) if force_weight > 0 else None)
         validate_dft = energy_validator(val, run.train.batch_size, force_weight)
         select = "val_loss" if force_weight > 0 else "val_mae_per_atom"
-        meta = model_meta(run.model, 1 + k, ctx.graphs, ctx.species)
         best = Trainer(model, run.train, sub, objective, lambda m: validate_dft(DFTHead(m)), select,
                        meta=meta).fit(train, resume)
         # the DFT fidelity alone, in dft/best.pt: what every reader of the run's best.pt predicts with
         # (sub/best.pt keeps every head, for the fidelities' own predictions and for --resume)
         state = torch.load(sub / "best.pt", weights_only=False, map_location="cpu")
-        model.keep_outputs([0])
+        model.keep_outputs([0])  # a fidelity embedding's DFT row is folded in: a plain single-output model
+        state.pop("fidelity_embedding", None)
         state.update(model=model.state_dict(), **model_meta(run.model, 1, ctx.graphs, ctx.species),
                      fidelities=["DFT", *labels.names])
         (sub / "dft").mkdir(exist_ok=True)
@@ -158,4 +174,4 @@ class MF(Strategy):
 
 
 MF_STRATEGY = register(MF("mf", "joint multi-fidelity training: a DFT head and one head per EIP on one network",
-                          uses_table=True, own_options=("mf_force_weight",)))
+                          uses_table=True, own_options=("mf_force_weight", "mf_embedding")))

@@ -131,3 +131,66 @@ def test_mf_force_weight_is_refused_where_it_cannot_act(tmp_path, capsys):
         get("mf").check(run)
     run = from_dict({"model": {"name": "schnet"}, "strategy": {"strategy": "auto", "mf_force_weight": 1.0}})
     get("auto").check(run)  # mf is among auto's candidates
+
+
+def test_a_fidelity_embedding_folds_into_a_plain_model():
+    """SOAPNet with a fidelity embedding (strategy.mf_embedding): output f comes from its own input
+    vector through one shared head (one MLP pass per fidelity), and keeping the DFT output folds its
+    vector into the input standardisation: a plain SOAPNet, same predictions, that loads without
+    the embedding."""
+    frames = rattled("Si", n=6, seed=4)
+    model, cfg = tiny_model("soapnet", frames, ["Si"], n_out=3)
+    graphs = prepare_graphs(frames, cfg, ["Si"])
+    batch = collate(graphs, dtype=torch.float64)
+    model.embed_fidelities()
+    with torch.no_grad():
+        model.fidelity.copy_(torch.randn(model.fidelity.shape, generator=torch.Generator().manual_seed(0)))
+    passes = []
+    model.body.register_forward_hook(lambda m, args, out: passes.append(len(out)))
+    full = model(batch).detach()
+    assert full.shape == (6, 3) and len(passes) == 3  # one body pass per fidelity
+    assert not torch.allclose(full[:, 0], full[:, 1])
+    meta = {"model_config": cfg.__dict__, "n_out": 1, "n_features": model.n_features}
+    single = model.keep_outputs([0])
+    assert single.fidelity is None and single.n_out == 1
+    assert torch.allclose(single(batch).detach()[:, 0], full[:, 0], rtol=1e-10, atol=1e-10)
+    plain = model_from_meta(meta).double()
+    plain.load_state_dict(single.state_dict())
+    assert torch.allclose(plain(batch).detach()[:, 0], full[:, 0], rtol=1e-10, atol=1e-10)
+
+
+def test_a_fidelity_embedding_is_refused_where_the_model_has_none():
+    from kimtrain.config import from_dict
+    from kimtrain.strategies import get
+    run = from_dict({"model": {"name": "schnet"}, "strategy": {"strategy": "mf", "mf_embedding": True}})
+    with pytest.raises(ValueError, match="strategy.mf_embedding true: model schnet has no fidelity embedding "
+                                         r"\(soapnet has\)"):
+        get("mf").check(run)
+    run = from_dict({"model": {"name": "soapnet"}, "strategy": {"strategy": "mp", "mf_embedding": True}})
+    with pytest.raises(ValueError, match="only strategy mf uses it, not mp"):
+        get("mp").check(run)
+    with pytest.raises(ValueError, match="strategy.mf_embedding must be true or false, got 'yes'"):
+        from_dict({"strategy": {"strategy": "mf", "mf_embedding": "yes"}})
+
+
+def test_an_embedded_mf_run_predicts_with_its_dft_fidelity(mf_run, tmp_path):
+    """SOAPNet mf with strategy.mf_embedding, end to end: the run's best.pt is a plain one-output
+    SOAPNet whose predictions equal the DFT fidelity of the embedded model it was trained as."""
+    config = tmp_path / "emb.yaml"
+    config.write_text("model: {name: soapnet, hidden: 32, n_layers: 3, soap_n_max: 4, soap_l_max: 3}\n"
+                      "train: {progress: false}\nstrategy: {mf_weights: [1.0], mf_embedding: true}\n")
+    out = tmp_path / "emb"
+    assert main(["fit", "--data", DATA, "--split", str(mf_run["split"]), "--table", str(mf_run["table"]),
+                 "--strategy", "mf", "--out", str(out), "--epochs", "5", "--config", str(config)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["mf_embedding"] is True and np.isfinite(m["test_mae_per_atom"])
+    model, state = load_model(out)
+    assert model.n_out == 1 and model.fidelity is None and "fidelity_embedding" not in state
+    full_state = torch.load(out / "eip_weight_1" / "best.pt", weights_only=False, map_location="cpu")
+    full = model_from_meta(full_state)
+    full.load_state_dict(full_state["model"])
+    assert full.fidelity.shape[0] == 3
+    data = load_dataset([DATA])
+    graphs = prepare_graphs(data.atoms[:8], ModelConfig(**state["model_config"]), state["species"])
+    a, b = predict(model.eval(), graphs)[:, 0], predict(full.eval(), graphs)[:, 0]
+    assert np.allclose(a, b, rtol=1e-5, atol=1e-4)
