@@ -79,9 +79,11 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
                      else "" for s in shown]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         saved = saved_labels(stats, shown, reference)
-        if saved:
+        sizes = stats.reset_index().groupby("strategy").n_train.nunique()
+        if saved:  # a run at one size only (an ablation, auto) has no curve to read a saving off
             lines.append(f"| DFT labels saved, {what} | " + " | ".join(
-                "(reference)" if s == reference else str(saved[s]) for s in shown) + " |")
+                "(reference)" if s == reference else "(one size)" if sizes[s] < 2 else str(saved[s])
+                for s in shown) + " |")
         lines.append("")
         panels.append((stats, shown, saved, unit))
     if png:
@@ -107,9 +109,9 @@ def _plot(panels, reference, title, png) -> str:
             ax.axhline(saved[reference].target, color="grey", linestyle=":", linewidth=1,
                        label=f"{reference} at full size")
         ax.set(xscale="log", yscale="log", xlabel="training configurations", ylabel=f"test {unit}", title=title)
-        ax.legend(fontsize="small")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside, not on, the curves
     fig.tight_layout()
-    fig.savefig(png, dpi=120)
+    fig.savefig(png, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return f"![learning curve, {title}]({Path(png).name})"
 

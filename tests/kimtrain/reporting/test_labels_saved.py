@@ -59,17 +59,19 @@ def test_variant_curves_are_drawn_per_setting_against_their_own_baseline(tmp_pat
     rows = [{**row, "strategy": f"{s} +F", "base_strategy": s, "seed": seed, "n_train": n,
              "test_mae_per_atom": a * n ** -0.5, "test_force_mae": f * n ** -0.5}
             for n in SIZES for seed in (0, 1) for s, a, f in (("baseline", 2.0, 4.0), ("mp", 1.0, 3.0))]
-    rows += [{**row, "strategy": s, "base_strategy": "mp" if "mp" in s else s, "seed": seed, "n_train": 200,
-              "test_mae_per_atom": 0.1, "test_force_mae": 0.3, "force_weight": 1.0 if "+F" in s else None}
-             for s in ("baseline", "mp", "mp(EIP F) +F") for seed in (0, 1)]
+    rows += [{**row, "strategy": s, "base_strategy": "mp" if "mp" in s else s.split()[0], "seed": seed,
+              "n_train": 200, "test_mae_per_atom": 0.1, "test_force_mae": 0.3,
+              "force_weight": 1.0 if "+F" in s else None}
+             for s in ("baseline", "mp", "mp(EIP F) +F", "auto +F") for seed in (0, 1)]
     rows += [{**row, "model": EIP_MODEL, "strategy": BEST_EIP, "seed": seed, "n_train": n,
               "test_mae_per_atom": 0.5, "test_force_mae": 0.9} for n in SIZES for seed in (0, 1)]
     text = results_markdown(pd.DataFrame(rows), out=tmp_path)
     assert text.count("Learning curve") == 2  # energy and force tables of the one "+F" setting
-    assert "| n_train | baseline +F | mp +F | best EIP |" in text and "mp(EIP F)" not in text.split("Learning curve")[1]
+    assert "| n_train | baseline +F | mp +F | auto +F | best EIP |" in text
+    assert "mp(EIP F)" not in text.split("Learning curve")[1]
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
              for line in text.splitlines() if line.startswith("| DFT labels saved")}
     # energy: mp 1 n^-1/2 reaches baseline +F's 2 200^-1/2 at n = 50; forces: 3 n^-1/2 reaches 4 200^-1/2 at 112.5
-    assert cells["DFT labels saved, energy"][:2] == ["(reference)", "4.0x"]
-    assert cells["DFT labels saved, forces"][:2] == ["(reference)", f"{200 / 112.5:.1f}x"]
+    assert cells["DFT labels saved, energy"][:3] == ["(reference)", "4.0x", "(one size)"]
+    assert cells["DFT labels saved, forces"][:3] == ["(reference)", f"{200 / 112.5:.1f}x", "(one size)"]
     assert [p.name for p in tmp_path.glob("*.png")] == ["learning_toy_m_F.png"]
