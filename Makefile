@@ -17,7 +17,7 @@ install:  ## system KIM API + models (Debian), torch (local CPU build when prese
 	@# point the editable install (and the kimlabel/kimtrain commands) at this checkout
 	@$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
 
-test: install  ## every test (10 min 27 s on 2 cores once installed, 2026-12-02)
+test: install  ## every test (6 min 11 s on 2 cores once installed, 2026-12-05)
 	$(PY) -m pytest -q -ra tests
 
 test-fast: install  ## the tests not marked slow: no end-to-end runs, still real trainings
