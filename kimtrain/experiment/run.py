@@ -177,7 +177,8 @@ def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, p
 def _write_results(plan: Plan, out: Path, quick: bool) -> pd.DataFrame:
     """OUT/results.csv and OUT/results.md: this experiment's rows, and earlier rows it did not repeat."""
     rows = [{**(m := json.loads(p.metrics_path.read_text())), "dataset": p.dataset, "model": p.model,
-             "base_strategy": m.get("strategy"), "strategy": p.label, "seed": p.seed} for p in plan.runs] + [r for r in plan.eip_rows if r]
+             "base_strategy": m.get("strategy"), "strategy": p.label, "seed": p.seed} for p in plan.runs]
+    rows += [r for r in plan.eip_rows if r]
     df = pd.DataFrame(rows)
     earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
     if earlier is not None and len(earlier):
