@@ -85,10 +85,38 @@ def learning_curve(g: pd.DataFrame, title: str, png=None) -> list[str]:
                 "(reference)" if s == reference else "(one size)" if sizes[s] < 2 else str(saved[s])
                 for s in shown) + " |")
         lines.append("")
+        if saved:
+            lines += equivalent_sizes(stats, [x for x in shown if x != BEST_EIP and sizes[x] > 1], reference, unit)
         panels.append((stats, shown, saved, unit))
     if png:
         lines += [_plot(panels, reference, title, png), ""]
     return lines
+
+
+def equivalent_sizes(stats: pd.DataFrame, order: list, reference: str, unit: str) -> list[str]:
+    """Markdown lines: at each size n of each strategy's curve, the training size at which the
+    reference reaches the same mean error (log-log interpolation on the reference's curve) and
+    that size over n: the DFT labels saved at that budget. "> N" where the reference never gets
+    there up to its largest size N, "≤ N" where it is already there at its smallest."""
+    ref = stats.xs(reference, level="strategy")["mean"]
+    smallest, largest = float(ref.index.min()), float(ref.index.max())
+    others = [s for s in order if s != reference]
+    if not others:
+        return []
+    lines = [f"Training size at which {reference} reaches each strategy's mean test {unit} (x: the DFT "
+             "labels saved at that size)", "", "| n_train | " + " | ".join(others) + " |",
+             "|---" * (len(others) + 1) + "|"]
+    for n in sorted(set(stats.index.get_level_values(0))):
+        cells = []
+        for s in others:
+            if (n, s) not in stats.index:
+                cells.append("")
+                continue
+            hit = labels_saved(ref.index, ref.to_numpy(), float(stats.loc[(n, s), "mean"]), float(n))
+            cells.append(f"> {largest:g}" if hit.n is None else f"≤ {smallest:g}" if hit.below
+                         else f"{hit.n:.0f} ({hit.n / n:.1f}x)")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _plot(panels, reference, title, png) -> str:

@@ -75,3 +75,7 @@ def test_variant_curves_are_drawn_per_setting_against_their_own_baseline(tmp_pat
     assert cells["DFT labels saved, energy"][:3] == ["(reference)", "4.0x", "(one size)"]
     assert cells["DFT labels saved, forces"][:3] == ["(reference)", f"{200 / 112.5:.1f}x", "(one size)"]
     assert [p.name for p in tmp_path.glob("*.png")] == ["learning_toy_m_F.png"]
+    # at each size, the size at which baseline +F reaches mp +F's error: 1 n^-1/2 = 2 m^-1/2 at m = 4n
+    energy = text.split("reaches each strategy's mean test per-atom MAE")[1].split("\n\n")[1].splitlines()
+    assert energy[0] == "| n_train | mp +F |" and energy[2:] == [
+        "| 10 | 40 (4.0x) |", "| 25 | 100 (4.0x) |", "| 50 | 200 (4.0x) |", "| 100 | > 200 |", "| 200 | > 200 |"]
