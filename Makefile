@@ -77,6 +77,7 @@ bench: install
 	$(PY) bench/train_throughput.py
 	$(PY) bench/cgcnn_throughput.py
 	$(PY) bench/model_step.py
+	$(PY) bench/mf_fidelity.py
 
 label-si: install
 	kimlabel label data/samples/si_samples.extxyz $(wildcard data/si/*.extxyz.gz) --potentials si --out $(RUNS)/label-si.parquet --jobs 2
