@@ -42,17 +42,23 @@ class AtomisticModel(nn.Module):
     def keep_outputs(self, indices):
         """Keep only the outputs `indices` of the head (their last-layer rows, references and scales):
         a multi-fidelity model becomes the single-fidelity model its predictions use."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.scale.device)
+        idx = self._keep_references(indices)
         last = self.head[-1]
         new = nn.Linear(last.in_features, len(idx)).to(device=last.weight.device, dtype=last.weight.dtype)
         with torch.no_grad():
             new.weight.copy_(last.weight[idx])
             new.bias.copy_(last.bias[idx])
         self.head[-1] = new
+        return self
+
+    def _keep_references(self, indices) -> torch.Tensor:
+        """Keep the per-species references and scales of the outputs `indices`; returns them as
+        an index tensor."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.scale.device)
         self.species_ref = self.species_ref[:, idx].clone()
         self.scale = self.scale[idx].clone()
         self.n_out = len(idx)
-        return self
+        return idx
 
     def replace_head(self, n_out: int):
         """A fresh head with n_out outputs (references reset); the representation is kept."""

@@ -35,3 +35,9 @@ def get(name: str) -> ModelSpec:
 
 def names() -> list[str]:
     return REGISTRY.names()
+
+
+def having(flag: str) -> list[str]:
+    """The registered models whose spec sets `flag` ("forces", "fidelity_embedding"), for errors
+    that name the models that would do."""
+    return [n for n in names() if getattr(get(n), flag)]

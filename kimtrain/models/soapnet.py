@@ -58,12 +58,8 @@ class SOAPNet(AtomisticModel):
         kept fidelity folded into the input standardisation (a plain SOAPNet, same predictions)."""
         if self.fidelity is None:
             return super().keep_outputs(indices)
-        idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.scale.device)
-        self.species_ref = self.species_ref[:, idx].clone()
-        self.scale = self.scale[idx].clone()
-        self.n_out = len(idx)
-        rows = self.fidelity.detach()[idx].clone()
-        if len(idx) == 1:  # (f - mean) / std + e = (f - (mean - e std)) / std
+        rows = self.fidelity.detach()[self._keep_references(indices)].clone()
+        if len(rows) == 1:  # (f - mean) / std + e = (f - (mean - e std)) / std
             self.feat_mean = self.feat_mean - rows[0].to(self.feat_mean.dtype) * self.feat_std
             self.fidelity = None
         else:

@@ -30,7 +30,7 @@ from ..data.reference import set_reference
 from ..data.graphs import collate
 from ..models.factory import model_meta, new_model
 from ..models.registry import get as get_model
-from ..models.registry import names as model_names
+from ..models.registry import having as models_having
 from ..data.alignment import eip_forces
 from ..training.context import check_forces, check_forces_model
 from ..training.forces import energy_and_projected_force_mse
@@ -91,9 +91,9 @@ class MF(Strategy):
         super().check(run)
         check_forces_model(run.model.name, run.strategy.mf_force_weight, "strategy.mf_force_weight")
         if run.strategy.mf_embedding and not get_model(run.model.name).fidelity_embedding:
-            having = [n for n in model_names() if get_model(n).fidelity_embedding]
             raise ValueError(f"strategy.mf_embedding true: model {run.model.name} has no fidelity embedding "
-                             f"({', '.join(having)} has); leave it false for a readout head per fidelity")
+                             f"({', '.join(models_having('fidelity_embedding'))} has); leave it false for a "
+                             "readout head per fidelity")
 
     def record(self, run) -> dict:
         s = run.strategy

@@ -17,7 +17,7 @@ from .losses import finite_mse, masked_mse, residuals, tukey_biweight
 from .inference import energy_metrics, energy_validator, predict
 from ..models.factory import model_meta, new_model, prepare_graphs
 from ..models.registry import get as get_model
-from ..models.registry import names as model_names
+from ..models.registry import having as models_having
 from ..data.reference import set_reference
 from ..data.splits import MARKS, indices, read_split
 from .trainer import LabelledSet, Trainer, as_targets
@@ -47,9 +47,8 @@ def check_forces_model(name: str, weight: float, option: str):
     """A nonzero force weight needs a model registered with forces."""
     spec = get_model(name)
     if weight > 0 and not spec.forces:
-        with_forces = [n for n in model_names() if get_model(n).forces]
         raise ValueError(f"{option} {weight}: model {spec.name} gives no forces ({spec.summary}); "
-                         f"set it to 0 or choose a model with forces ({', '.join(with_forces)})")
+                         f"set it to 0 or choose a model with forces ({', '.join(models_having('forces'))})")
 
 
 def check_forces(ctx: Context, weight: float, option: str = "train.force_weight"):
