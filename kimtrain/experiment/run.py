@@ -22,7 +22,9 @@ from ..data.alignment import align, best_eip, load_eip_table
 from ..data.dataset import load_dataset
 from ..data.splits import indices, make_split, nested_subset, train_counts, write_split
 from ..reporting.eip import eip_force_errors
-from ..reporting.tables import BEST_EIP, EIP_MODEL, for_csv, results_markdown
+from ..reporting.curves import BEST_EIP, EIP_MODEL
+from ..reporting.results import run_row
+from ..reporting.tables import for_csv, results_markdown
 from ..strategies import get as get_strategy
 from ..strategies.mp import PRETRAINING
 from ..training.context import load_context
@@ -176,9 +178,8 @@ def _plan_model(plan: Plan, spec: ExperimentSpec, ds: DatasetSpec, model: str, p
 
 def _write_results(plan: Plan, out: Path, quick: bool) -> pd.DataFrame:
     """OUT/results.csv and OUT/results.md: this experiment's rows, and earlier rows it did not repeat."""
-    rows = [{**(m := json.loads(p.metrics_path.read_text())), "dataset": p.dataset, "model": p.model,
-             "base_strategy": m.get("strategy"), "strategy": p.label, "seed": p.seed} for p in plan.runs]
-    rows += [r for r in plan.eip_rows if r]
+    rows = [{**run_row(json.loads(p.metrics_path.read_text()), p.label), "dataset": p.dataset, "model": p.model,
+             "seed": p.seed} for p in plan.runs] + [r for r in plan.eip_rows if r]
     df = pd.DataFrame(rows)
     earlier = pd.read_csv(out / "results.csv") if (out / "results.csv").exists() else None
     if earlier is not None and len(earlier):

@@ -14,6 +14,12 @@ from .tables import for_csv, results_markdown
 
 
 
+def run_row(metrics: dict, label: str) -> dict:
+    """A results row of one run's metrics: strategy is the run's label (a variant's, e.g. "mp +F"),
+    base_strategy the strategy that label runs."""
+    return {**metrics, "base_strategy": metrics.get("strategy"), "strategy": label}
+
+
 def load_results(folder) -> pd.DataFrame:
     """One row per kept run: its metrics with dataset, model, strategy (the run's label), base_strategy
     (the strategy the label runs) and seed."""
@@ -22,7 +28,7 @@ def load_results(folder) -> pd.DataFrame:
         m = json.loads(path.read_text())
         if "dataset" not in m or "label" not in m:
             raise ValueError(f"{path}: not an experiment run kept by `kimtrain experiment --results`")
-        rows.append({**m, "base_strategy": m.get("strategy"), "strategy": m["label"]})
+        rows.append(run_row(m, m["label"]))
     if not rows:
         raise ValueError(f"{folder}: no metrics.json found (run `kimtrain experiment ... --results {folder}`)")
     df = pd.DataFrame(rows)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..strategies import names as strategy_names
-from .curves import BEST_EIP, EIP_MODEL, learning_curve, mean_std, png_name, settings
+from .curves import EIP_MODEL, learning_curve, mean_std, png_name, settings
 
 
 def for_csv(df: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from kimtrain.reporting.labels_saved import labels_saved
-from kimtrain.reporting.tables import learning_curve
+from kimtrain.reporting.curves import learning_curve
 
 SIZES = [10, 25, 50, 100, 200]
 
@@ -40,7 +40,8 @@ def test_the_learning_curve_table_has_the_row(tmp_path):
 def test_a_model_without_its_own_curve_gets_none(tmp_path):
     """The best EIP's rows belong to the dataset and come at every size another model's curve used;
     a model trained at the full size only gets its table, not a learning curve."""
-    from kimtrain.reporting.tables import BEST_EIP, EIP_MODEL, results_markdown
+    from kimtrain.reporting.curves import BEST_EIP, EIP_MODEL
+    from kimtrain.reporting.tables import results_markdown
     rows = [{"dataset": "toy", "model": "cgcnn", "strategy": s, "seed": seed, "n_train": 200,
              "test_mae": 1.0, "test_mae_per_atom": a} for s, a in (("baseline", 0.1), ("mp", 0.05)) for seed in (0, 1)]
     rows += [{"dataset": "toy", "model": EIP_MODEL, "strategy": BEST_EIP, "seed": seed, "n_train": n,
@@ -54,7 +55,8 @@ def test_variant_curves_are_drawn_per_setting_against_their_own_baseline(tmp_pat
     """'+F' variants at several sizes form their own curve, referenced to 'baseline +F', with force
     rows and a second panel; energy-only runs at the full size only form none; an ablation
     ('mp(EIP F) +F', a setting of its own at one size) is left out of the curves."""
-    from kimtrain.reporting.tables import BEST_EIP, EIP_MODEL, results_markdown
+    from kimtrain.reporting.curves import BEST_EIP, EIP_MODEL
+    from kimtrain.reporting.tables import results_markdown
     row = {"dataset": "toy", "model": "m", "test_mae": 1.0, "force_weight": 1.0}
     rows = [{**row, "strategy": f"{s} +F", "base_strategy": s, "seed": seed, "n_train": n,
              "test_mae_per_atom": a * n ** -0.5, "test_force_mae": f * n ** -0.5}
